@@ -1,0 +1,1 @@
+"""iolens.analysis.export: Perfetto, CSV and Prometheus exports."""
