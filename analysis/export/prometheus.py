@@ -52,19 +52,22 @@ the kernel's last bucket also counts everything above, so it only appears in ``+
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from wsgiref.simple_server import make_server
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.metrics_core import Metric
 
 from iolens.analysis.export import ExportError
@@ -169,13 +172,16 @@ class MetricsExporter:
         if self._server is not None:
             return
         try:
-            self._server, self._thread = start_http_server(self.port, addr=self.host,
-                                                           registry=self.registry)
+            self._server = _make_server(self.host, self.port, self.registry)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise ExportError(f"cannot serve metrics on {self.host}:{self.port}: {reason}") \
                 from None
         self.port = int(self._server.server_address[1])
+        # A short poll interval so close() returns promptly (the default waits up to 0.5 s).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="iolens-metrics", daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
         """Stop serving (idempotent)."""
@@ -262,6 +268,22 @@ class MetricsExporter:
                            interval_s=t.interval_s, last_end_s=t.last_end_s,
                            folded_resources=t.folded_resources,
                            folded_processes=t.folded_processes, meta=t.meta)
+
+
+def _make_server(host: str, port: int, registry: CollectorRegistry) -> ThreadingWSGIServer:
+    """prometheus_client's WSGI app on its threading server, bound to (host, port).
+
+    Like `prometheus_client.start_http_server`, but the caller runs the loop (so it can
+    choose the poll interval) and IPv6 hosts get an IPv6 socket.
+    """
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                flags=socket.AI_PASSIVE)[0][0]
+
+    class _Server(ThreadingWSGIServer):
+        address_family = family
+
+    return make_server(host, port, make_wsgi_app(registry), _Server,
+                       handler_class=_SilentHandler)
 
 
 # --- per-interval aggregation (no locks held) -----------------------------------------------
