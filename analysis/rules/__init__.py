@@ -2,11 +2,18 @@
 
 API (used by `iolens analyze` and the TUI's verdict panel alike):
     run_rules(tables, meta=None, thresholds=None) -> list[Finding]   (sorted by impact_s)
+    evaluate(reduced, thresholds) -> (Verdict, list[Finding])        (what analyze uses)
+
+Each rule (rules/fileio.py, memory.py, network.py, workload.py) is ``rule(ctx) -> list[Finding]``
+over the shared SQL reductions of analysis/queries.py. Severity is decided here, once:
+high when impact >= high_impact_fraction of wall time, warn from warn_impact_fraction, else info;
+when the verdict says the run is not I/O-bound nothing is high (data-starvation is judged on the
+trainer's wait instead).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +21,7 @@ import pyarrow as pa
 CATEGORIES = ("small-io", "metadata-heavy", "sync-stall", "random-access", "slow-device",
               "cache-miss", "mmap-fault-io", "network-latency", "network-bandwidth",
               "network-loss", "imbalance", "data-starvation")
+SEVERITIES = ("high", "warn", "info")
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,57 @@ class Finding:
     recommendation: str = ""
 
 
+def all_rules() -> tuple:
+    """Every rule function, in a stable order (imported late: rule modules import Finding)."""
+    from iolens.analysis.rules import fileio, memory, network, workload
+    return fileio.RULES + memory.RULES + network.RULES + workload.RULES
+
+
+def assign_severity(f: Finding, wall_s: float, io_bound: bool, starved: bool,
+                    th: dict[str, float]) -> Finding:
+    """Severity from impact share of wall time, capped by the verdict (see module doc)."""
+    if f.severity:  # a rule that already knows (e.g. "info" for missing data)
+        return f
+    share = f.impact_s / wall_s if wall_s > 0 else 0.0
+    sev = "high" if share >= th["high_impact_fraction"] else \
+        "warn" if share >= th["warn_impact_fraction"] else "info"
+    gate = starved if f.category == "data-starvation" else io_bound
+    if sev == "high" and not gate:
+        sev = "warn"
+    return replace(f, severity=sev, impact_s=round(min(f.impact_s, wall_s or f.impact_s), 4))
+
+
+def evaluate(reduced: Any, thresholds: dict[str, float]) -> tuple[Any, list[Finding]]:
+    """Verdict and findings (sorted by impact, largest first) for one set of reductions."""
+    from iolens.analysis.rules._common import Ctx
+    from iolens.analysis.verdict import decide
+
+    ctx = Ctx(reduced, thresholds)
+    verdict = decide(ctx)
+    starved = verdict.data_wait_fraction >= thresholds["data_wait_fraction"]
+    found: list[Finding] = []
+    for rule in all_rules():
+        found.extend(rule(ctx))
+    found = [assign_severity(f, ctx.wall_s, verdict.io_bound, starved, thresholds)
+             for f in found]
+    found = [f for f in found if f.impact_s >= thresholds["min_impact_s"] or
+             f.severity == "info" and f.code.endswith("NODATA")]
+    found.sort(key=lambda f: (-f.impact_s, SEVERITIES.index(f.severity), f.code))
+    return verdict, found
+
+
 def run_rules(tables: dict[str, pa.Table], meta: Any = None,
               thresholds: dict[str, Any] | None = None) -> list[Finding]:
-    """Evaluate every rule on `tables` (name -> pyarrow Table of collector.schema)."""
-    return []  # filled in by the analysis work (issue 5)
+    """Evaluate every rule on `tables` (name -> pyarrow Table of collector.schema).
+
+    `thresholds` overrides the defaults of analysis/thresholds.toml (unknown keys raise
+    ThresholdError). Fast on small windows: one in-memory DuckDB connection, a few queries.
+    """
+    from iolens.analysis.engine import DuckDBEngine
+    from iolens.analysis.queries import Reduced
+    from iolens.analysis.thresholds import merge
+
+    th = merge(thresholds)
+    with DuckDBEngine.from_tables(tables) as eng:
+        _, found = evaluate(Reduced(eng, meta), th)
+    return found

@@ -1,0 +1,267 @@
+"""The data reductions every rule shares: one SQL definition each, run once per analysis.
+
+Each function below returns a plain ``SELECT ... GROUP BY`` that DuckDB and Spark SQL both
+accept (only `Engine.list_item` differs between them). `Reduced` runs them lazily through an
+`Engine` and caches the small results, so ten rules cost a handful of scans of `io`.
+
+Optional tables (written by probes of another issue; absent tables are simply not queried).
+Columns this module expects when they are present:
+
+- ``block``: ts, host, device, op ('read'/'write'), count, bytes, lat_sum_ns, lat_max_ns,
+  lat_hist (log2 ns, like io.lat_hist)
+- ``pagecache``: ts, host, pid, resource, pages_added (page-cache misses that inserted a page),
+  readahead_pages, dirtied_pages, throttle_ns (balance_dirty_pages sleep), size_bytes (file size
+  when known)
+- ``faults``: ts, host, pid, resource, faults (major faults that did I/O), bytes, lat_sum_ns
+- ``tcp``: ts, host, pid, resource (peer, tcp:IP:PORT), segs_out, retransmits, rtt_us
+- ``gpu``: ts, host, device, pid, util (0..1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from iolens.analysis.engine import Engine
+from iolens.collector.schema import LAT_BUCKETS
+
+#: syscalls that block in poll-like waits (counted as waiting on peers, never as I/O)
+POLL_SYSCALLS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait",
+                 "epoll_pwait2")
+
+
+def hist_sums(eng: Engine, column: str, n: int, prefix: str) -> str:
+    """``SUM(column[i]) AS prefix{i}`` for i < n: a merged histogram as n plain columns."""
+    return ", ".join(f"SUM({eng.list_item(column, i)}) AS {prefix}{i}" for i in range(n))
+
+
+def ops_sql(eng: Engine) -> str:
+    """Per process, op, kind and file class: totals and the merged latency histogram."""
+    return f"""
+SELECT host, pid, op, kind, COALESCE(file_class, '') AS file_class,
+       SUM(count) AS count, SUM(bytes) AS bytes, SUM(errors) AS errors,
+       SUM(lat_sum_ns) AS lat_sum_ns, MAX(lat_max_ns) AS lat_max_ns,
+       SUM(COALESCE(random_ops, 0)) AS random_ops,
+       {hist_sums(eng, 'lat_hist', LAT_BUCKETS, 'h')}
+FROM io GROUP BY host, pid, op, kind, COALESCE(file_class, '')"""
+
+
+def resources_sql(eng: Engine) -> str:
+    """Per process, op, kind and resource (file or peer): totals, no histogram."""
+    return """
+SELECT host, pid, op, kind, COALESCE(resource, '') AS resource,
+       MAX(COALESCE(file_class, '')) AS file_class,
+       SUM(count) AS count, SUM(bytes) AS bytes, SUM(errors) AS errors,
+       SUM(lat_sum_ns) AS lat_sum_ns, MAX(lat_max_ns) AS lat_max_ns,
+       SUM(COALESCE(random_ops, 0)) AS random_ops
+FROM io GROUP BY host, pid, op, kind, COALESCE(resource, '')"""
+
+
+def pid_span_sql(eng: Engine) -> str:
+    """When each process was seen doing I/O (bounds of its intervals)."""
+    return """
+SELECT host, pid, MIN(ts) AS first_ts, MAX(ts) AS last_ts, MAX(interval_s) AS interval_s,
+       MAX(comm) AS comm
+FROM io GROUP BY host, pid"""
+
+
+def intervals_sql(eng: Engine, table: str = "io") -> str:
+    """One row per interval (host, ts) with its length: the capture's wall time."""
+    return f"SELECT host, ts, MAX(interval_s) AS interval_s FROM {table} GROUP BY host, ts"
+
+
+def timeline_sql(eng: Engine) -> str:
+    """Per interval, process and kind: counts, bytes and time blocked (for plots, imbalance)."""
+    return """
+SELECT ts, host, pid, kind, COALESCE(file_class, '') AS file_class,
+       SUM(count) AS count, SUM(bytes) AS bytes, SUM(lat_sum_ns) AS lat_sum_ns
+FROM io GROUP BY ts, host, pid, kind, COALESCE(file_class, '')"""
+
+
+def procs_sql(eng: Engine) -> str:
+    """Latest non-null observation of each process attribute (rows where it is null ignored)."""
+    cols = ("ppid", "comm", "cmdline", "role", "rank", "exit_time", "start_time", "cgroup")
+    picks = ", ".join(
+        f"MAX_BY({c}, CASE WHEN {c} IS NULL THEN NULL ELSE ts END) AS {c}" for c in cols)
+    return f"SELECT host, pid, {picks}, MAX(ts) AS seen_ts FROM procs GROUP BY host, pid"
+
+
+def events_sql(eng: Engine) -> str:
+    """Event counts per process, type and kind (opens, forks, slow ops...)."""
+    return """
+SELECT host, pid, type, COALESCE(kind, '') AS kind, COUNT(*) AS n,
+       COUNT(DISTINCT resource) AS resources, SUM(COALESCE(lat_ns, 0)) AS lat_ns
+FROM events GROUP BY host, pid, type, COALESCE(kind, '')"""
+
+
+def opens_sql(eng: Engine) -> str:
+    """How often each file was opened, per process (re-reads across epochs)."""
+    return """
+SELECT host, pid, resource, COUNT(*) AS opens FROM events
+WHERE type = 'open' AND resource IS NOT NULL GROUP BY host, pid, resource"""
+
+
+def health_sql(eng: Engine) -> str:
+    """Capture health totals."""
+    return """
+SELECT COUNT(*) AS intervals, SUM(lost_events) AS lost_events,
+       SUM(agg_overflow) AS agg_overflow, SUM(fd_overflow) AS fd_overflow,
+       SUM(io_rows) AS io_rows, SUM(event_rows) AS event_rows
+FROM health"""
+
+
+def block_sql(eng: Engine) -> str:
+    return f"""
+SELECT host, device, op, SUM(count) AS count, SUM(bytes) AS bytes,
+       SUM(lat_sum_ns) AS lat_sum_ns, MAX(lat_max_ns) AS lat_max_ns,
+       {hist_sums(eng, 'lat_hist', LAT_BUCKETS, 'h')}
+FROM block GROUP BY host, device, op"""
+
+
+def pagecache_sql(eng: Engine) -> str:
+    return """
+SELECT host, pid, resource, SUM(pages_added) AS pages_added,
+       SUM(readahead_pages) AS readahead_pages, SUM(dirtied_pages) AS dirtied_pages,
+       SUM(throttle_ns) AS throttle_ns, MAX(size_bytes) AS size_bytes
+FROM pagecache GROUP BY host, pid, resource"""
+
+
+def faults_sql(eng: Engine) -> str:
+    return """
+SELECT host, pid, resource, SUM(faults) AS faults, SUM(bytes) AS bytes,
+       SUM(lat_sum_ns) AS lat_sum_ns
+FROM faults GROUP BY host, pid, resource"""
+
+
+def tcp_sql(eng: Engine) -> str:
+    return """
+SELECT host, pid, resource, SUM(segs_out) AS segs_out, SUM(retransmits) AS retransmits,
+       MAX(rtt_us) AS rtt_us_max
+FROM tcp GROUP BY host, pid, resource"""
+
+
+#: query name -> (table it needs, SQL builder)
+QUERIES = {
+    "ops": ("io", ops_sql), "resources": ("io", resources_sql), "pid_span": ("io", pid_span_sql),
+    "intervals": ("io", intervals_sql), "timeline": ("io", timeline_sql),
+    "procs": ("procs", procs_sql), "events": ("events", events_sql),
+    "opens": ("events", opens_sql), "health": ("health", health_sql),
+    "block": ("block", block_sql), "pagecache": ("pagecache", pagecache_sql),
+    "faults": ("faults", faults_sql), "tcp": ("tcp", tcp_sql),
+}
+
+
+@dataclass
+class Reduced:
+    """The reductions of one capture (or window), computed on first use and cached.
+
+    `get(name)` gives the query's pyarrow Table, or None when its table is absent.
+    `meta` is the capture's CaptureMeta (or None); `probes_skipped` says why tables are absent.
+    """
+
+    engine: Engine
+    meta: Any = None
+    _cache: dict[str, pa.Table | None] = field(default_factory=dict)
+
+    def get(self, name: str) -> pa.Table | None:
+        if name not in self._cache:
+            table, build = QUERIES[name]
+            self._cache[name] = (self.engine.query(build(self.engine))
+                                 if self.engine.has(table) else None)
+        return self._cache[name]
+
+    def missing_reason(self, table: str) -> str:
+        """Why `table` has no data: the probe's skip reason from the capture metadata."""
+        skipped = getattr(self.meta, "probes_skipped", None) or {}
+        for probe, reason in skipped.items():
+            if table in probe or probe in table:
+                return f"no {table} data: {reason}"
+        return f"no {table} data: not recorded by this capture"
+
+    # --- derived, small --------------------------------------------------------------------
+
+    @property
+    def wall_s(self) -> float:
+        """Wall time covered by the capture: sum of interval lengths (largest over hosts)."""
+        if "_wall" not in self._cache:
+            t = self.get("intervals")
+            w = 0.0
+            if t is not None and t.num_rows:
+                per_host = t.group_by("host").aggregate([("interval_s", "sum")])
+                w = float(pc.max(per_host.column("interval_s_sum")).as_py() or 0.0)
+            self._cache["_wall"] = w  # type: ignore[assignment]
+        return self._cache["_wall"]  # type: ignore[return-value]
+
+    def procs_info(self) -> dict[int, dict[str, Any]]:
+        """pid -> {comm, role, rank, ppid, cmdline, wall_s} (io comm when procs has none)."""
+        if "_procs" in self._cache:
+            return self._cache["_procs"]  # type: ignore[return-value]
+        info: dict[int, dict[str, Any]] = {}
+        span = self.get("pid_span")
+        start, end = self.capture_bounds()
+        if span is not None:
+            last = pc.add(pc.cast(span.column("last_ts"), pa.int64()),
+                          pc.cast(pc.multiply(span.column("interval_s"), 1e9), pa.int64()))
+            first = pc.cast(span.column("first_ts"), pa.int64())
+            for pid, comm, f, l in zip(span.column("pid").to_pylist(),
+                                       span.column("comm").to_pylist(),
+                                       first.to_pylist(), last.to_pylist()):
+                info[pid] = {"comm": comm, "role": None, "rank": None, "ppid": None,
+                             "cmdline": None, "first_ns": f, "last_ns": l}
+        procs = self.get("procs")
+        if procs is not None:
+            for row in procs.to_pylist():  # one row per process: small
+                d = info.setdefault(row["pid"], {"comm": row["comm"], "first_ns": None,
+                                                 "last_ns": None})
+                for k in ("comm", "role", "rank", "ppid", "cmdline"):
+                    if row.get(k) is not None:
+                        d[k] = row[k]
+                _widen_span(d, row, start, end)
+        for d in info.values():
+            f = d.get("first_ns") or start
+            l = d.get("last_ns") or end
+            d["wall_s"] = max(0.0, (l - f) / 1e9) if f is not None and l is not None else 0.0
+        self._cache["_procs"] = info  # type: ignore[assignment]
+        return info
+
+    def capture_bounds(self) -> tuple[int | None, int | None]:
+        """(first interval start, last interval end) in ns, from the io intervals."""
+        t = self.get("intervals")
+        if t is None or t.num_rows == 0:
+            return None, None
+        ts = np.asarray(pc.cast(t.column("ts"), pa.int64()))
+        iv = np.asarray(t.column("interval_s"))
+        return int(ts.min()), int((ts + iv * 1e9).max())
+
+
+def _widen_span(d: dict[str, Any], row: dict[str, Any], start: int | None,
+                end: int | None) -> None:
+    """Stretch a process's span with what procs knows (start/exit time), clipped to the
+    capture: a process that computes without I/O for a while still lives that long."""
+    st, ex = row.get("start_time"), row.get("exit_time")
+    st_ns = _ns(st)
+    ex_ns = _ns(ex)
+    if st_ns is not None and start is not None:
+        st_ns = max(st_ns, start)
+        d["first_ns"] = min(d["first_ns"], st_ns) if d.get("first_ns") else st_ns
+    last = ex_ns if ex_ns is not None else end
+    if last is not None:
+        if end is not None:
+            last = min(last, end)
+        d["last_ns"] = max(d["last_ns"], last) if d.get("last_ns") else last
+
+
+def _ns(v: Any) -> int | None:
+    """A timestamp from pyarrow's to_pylist (datetime or int) -> ns since the epoch."""
+    if v is None:
+        return None
+    if isinstance(v, int):
+        return v
+    try:
+        return int(v.timestamp() * 1e9) if not hasattr(v, "value") else int(v.value)
+    except (AttributeError, OverflowError, ValueError):
+        return None

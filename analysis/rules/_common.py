@@ -1,0 +1,128 @@
+"""What every rule shares: the context it reads, culprit naming, impact in wall seconds.
+
+A rule is ``rule(ctx: Ctx) -> list[Finding]``; it reads small reduced tables from
+`ctx.reduced` (analysis/queries.py) and thresholds from `ctx.th`, and never prints.
+Severity is left "" by rules and decided in one place (`rules.assign_severity`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from iolens.analysis.metrics import hist_quantiles
+from iolens.analysis.queries import Reduced
+from iolens.collector.schema import LAT_BUCKETS
+
+META_OPS = ("open", "close", "stat")
+FILE_KINDS = ("file", "device")
+
+
+@dataclass
+class Ctx:
+    """Inputs of a rule: the reductions, the thresholds, and facts derived once."""
+
+    reduced: Reduced
+    th: dict[str, float]
+
+    @property
+    def wall_s(self) -> float:
+        return self.reduced.wall_s
+
+    @property
+    def procs(self) -> dict[int, dict[str, Any]]:
+        return self.reduced.procs_info()
+
+    def culprit(self, pid: int | None = None, resource: str | None = None,
+                role: str | None = None, comm: str | None = None) -> dict[str, Any]:
+        """The contract's culprit dict, filling comm/role from what is known of `pid`."""
+        p = self.procs.get(pid, {}) if pid is not None else {}
+        return {"pid": None if pid is None else int(pid), "comm": comm or p.get("comm"),
+                "role": role or p.get("role"), "resource": resource or None}
+
+    def pid_wall(self, pid: int) -> float:
+        """A process's wall time in the capture (never 0, never above the capture)."""
+        w = self.procs.get(pid, {}).get("wall_s") or self.wall_s
+        return max(min(w, self.wall_s or w), 1e-9)
+
+    def ops(self, where: pa.Expression | None = None) -> pa.Table:
+        """The per-(pid, op, kind, file_class) reduction, optionally filtered."""
+        t = self.reduced.get("ops")
+        if t is None:
+            return _EMPTY_OPS
+        return t.filter(where) if where is not None else t
+
+    def resources(self, where: pa.Expression | None = None) -> pa.Table:
+        t = self.reduced.get("resources")
+        if t is None:
+            return _EMPTY_OPS
+        return t.filter(where) if where is not None else t
+
+
+_EMPTY_OPS = pa.table({"host": pa.array([], pa.string()), "pid": pa.array([], pa.int32()),
+                       "op": pa.array([], pa.string()), "kind": pa.array([], pa.string()),
+                       "resource": pa.array([], pa.string()),
+                       "file_class": pa.array([], pa.string()),
+                       **{c: pa.array([], pa.int64()) for c in
+                          ("count", "bytes", "errors", "lat_sum_ns", "lat_max_ns",
+                           "random_ops")}})
+
+
+def field_in(name: str, values: tuple[str, ...] | list[str]) -> pa.Expression:
+    return pc.field(name).isin(list(values))
+
+
+def sum_by(t: pa.Table, keys: list[str], cols: list[str]) -> pa.Table:
+    """Group a small table by `keys`, summing `cols` (names kept, not suffixed)."""
+    if t.num_rows == 0:
+        return t.select(keys + cols)
+    g = t.group_by(keys, use_threads=False).aggregate([(c, "sum") for c in cols])
+    return g.rename_columns([c[:-4] if c.endswith("_sum") and c[:-4] in cols else c
+                             for c in g.column_names])
+
+
+def hist_of(t: pa.Table) -> np.ndarray:
+    """The merged latency histogram (h0..h35 columns) of all rows of an `ops` slice."""
+    out = np.zeros(LAT_BUCKETS, dtype=np.float64)
+    for i in range(LAT_BUCKETS):
+        name = f"h{i}"
+        if name in t.column_names and t.num_rows:
+            out[i] = pc.sum(t.column(name)).as_py() or 0
+    return out
+
+
+def quantile_ms(hist: np.ndarray, q: float) -> float:
+    """Quantile q of one merged latency histogram, in ms (nan when empty)."""
+    return float(hist_quantiles(hist.reshape(1, -1), q)[0]) / 1e6
+
+
+def concurrency(t: pa.Table) -> int:
+    """How many processes share this work: their blocked time overlaps, so wall impact is
+    the summed time divided by this (a rough but honest estimate, documented as such)."""
+    return max(1, len(set(t.column("pid").to_pylist()))) if t.num_rows else 1
+
+
+def total(t: pa.Table, col: str) -> float:
+    return float(pc.sum(t.column(col)).as_py() or 0) if t.num_rows else 0.0
+
+
+def top_rows(t: pa.Table, col: str, n: int = 5) -> list[dict[str, Any]]:
+    """The n largest rows by `col` as dicts (small evidence lists)."""
+    if t.num_rows == 0:
+        return []
+    ties = [(c, "ascending") for c in ("pid", "resource", "op") if c in t.column_names]
+    return t.sort_by([(col, "descending")] + ties).slice(0, n).to_pylist()
+
+
+def rnd(x: float, nd: int = 3) -> float:
+    """Round for evidence (JSON stays readable); nan -> None is done by the reporter."""
+    return round(float(x), nd)
+
+
+def role_key(info: dict[str, Any]) -> str:
+    """Group processes by role, else by comm: the peers an imbalance is judged among."""
+    return info.get("role") or f"comm:{info.get('comm') or '?'}"

@@ -1,0 +1,100 @@
+"""Totals, top tables and capture health for the reports (small reductions in, dicts out).
+
+In: `Reduced` (analysis/queries.py) and the capture's metadata. Out: JSON-ready dicts:
+- `totals`: wall time, processes, ops/bytes per direction, seconds blocked per kind;
+- `top_tables`: top processes, files and peers by time blocked;
+- `health_summary`: lost events, map overflows, skipped probes and files, and what each
+  means for the conclusions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.compute as pc
+
+from iolens.analysis.queries import Reduced
+from iolens.analysis.rules._common import sum_by, top_rows, total
+
+
+def totals(r: Reduced) -> dict[str, Any]:
+    """Capture-wide totals."""
+    ops = r.get("ops")
+    out: dict[str, Any] = {"wall_s": round(r.wall_s, 3), "processes": len(r.procs_info())}
+    if ops is None:
+        return out
+    for op in ("read", "write", "send", "recv"):
+        t = ops.filter(pc.equal(ops.column("op"), op))
+        out[f"{op}_bytes"] = int(total(t, "bytes"))
+        out[f"{op}_ops"] = int(total(t, "count"))
+    out["ops"] = int(total(ops, "count"))
+    out["errors"] = int(total(ops, "errors"))
+    by_kind = sum_by(ops, ["kind"], ["lat_sum_ns"]).to_pylist()
+    out["blocked_s_by_kind"] = {k["kind"]: round(k["lat_sum_ns"] / 1e9, 3) for k in by_kind}
+    return out
+
+
+def top_tables(r: Reduced, n: int = 10) -> dict[str, list[dict[str, Any]]]:
+    """Top processes, files and network peers by seconds blocked."""
+    res = r.get("resources")
+    procs = r.procs_info()
+    out: dict[str, list[dict[str, Any]]] = {"processes": [], "files": [], "peers": []}
+    if res is None:
+        return out
+    per_pid = sum_by(res, ["pid"], ["count", "bytes", "lat_sum_ns"])
+    for row in top_rows(per_pid, "lat_sum_ns", n):
+        p = procs.get(row["pid"], {})
+        wall = p.get("wall_s") or r.wall_s or 1.0
+        out["processes"].append({
+            "pid": row["pid"], "comm": p.get("comm"), "role": p.get("role"),
+            "ops": int(row["count"]), "bytes": int(row["bytes"]),
+            "blocked_s": round(row["lat_sum_ns"] / 1e9, 3),
+            "blocked_share": round(min(row["lat_sum_ns"] / 1e9 / max(wall, 1e-9), 9.99), 3)})
+    for kinds, key in ((["file", "device"], "files"), (["socket"], "peers")):
+        t = res.filter(pc.is_in(res.column("kind"), pc.cast(kinds, "string")))
+        t = t.filter(pc.not_equal(t.column("resource"), "")) if t.num_rows else t
+        per = sum_by(t, ["resource"], ["count", "bytes", "lat_sum_ns"])
+        out[key] = [{"resource": x["resource"], "ops": int(x["count"]), "bytes": int(x["bytes"]),
+                     "blocked_s": round(x["lat_sum_ns"] / 1e9, 3)}
+                    for x in top_rows(per, "lat_sum_ns", n)]
+    return out
+
+
+def health_summary(r: Reduced, metas: list, skipped: list[tuple[str, str]],
+                   unfinished: list[str]) -> dict[str, Any]:
+    """Capture health and what it means for the conclusions."""
+    h = r.get("health")
+    row = h.to_pylist()[0] if h is not None and h.num_rows else {}
+    meta = metas[0] if metas else None
+    lost = int(row.get("lost_events") or 0)
+    overflow = int(row.get("agg_overflow") or 0)
+    out: dict[str, Any] = {
+        "intervals": int(row.get("intervals") or 0), "lost_events": lost,
+        "agg_overflow": overflow, "fd_overflow": int(row.get("fd_overflow") or 0),
+        "probes_attached": list(getattr(meta, "probes_attached", []) or []),
+        "probes_skipped": dict(getattr(meta, "probes_skipped", {}) or {}),
+        "skipped": [{"file": f, "reason": why} for f, why in skipped],
+        "unfinished": unfinished,
+        "ended_abruptly": any(not m.complete for m in metas) or bool(unfinished),
+    }
+    out["notes"] = _notes(out)
+    return out
+
+
+def _notes(h: dict[str, Any]) -> list[str]:
+    notes = []
+    if h["lost_events"]:
+        notes.append(f"{h['lost_events']:,} events lost: per-event details (opens, slow ops) "
+                     "are incomplete; totals from kernel aggregation are unaffected")
+    if h["agg_overflow"]:
+        notes.append(f"{h['agg_overflow']:,} ops not counted (kernel map full): times and "
+                     "counts are underestimates")
+    for probe, why in h["probes_skipped"].items():
+        notes.append(f"probe {probe} skipped ({why}): rules that need it judge on weaker "
+                     "evidence or not at all")
+    if h["skipped"]:
+        notes.append(f"{len(h['skipped'])} unreadable file(s) left out: the analysis covers "
+                     "only the rest")
+    if h["ended_abruptly"]:
+        notes.append("the capture ended abruptly: its last segment may be missing")
+    return notes

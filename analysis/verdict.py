@@ -1,0 +1,106 @@
+"""Is the workload I/O-bound at all? The share of wall time its processes spend blocked in I/O.
+
+In: `Ctx`. Out: `Verdict` with io_time_fraction overall and per role (role, else comm).
+
+Blocked in I/O = summed syscall latency on files, devices and IP sockets. Not counted: waits on
+pipes and unix sockets (waiting for a local peer: see data-starvation), accept (an idle server),
+and recv of an inference server (waiting for the next request). A process's share is capped at
+1 (several threads may block at once) and weighted by its wall time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from iolens.analysis.rules._common import Ctx, role_key, sum_by
+from iolens.analysis.rules.workload import wait_on_peers
+
+MAIN_ROLES = ("trainer", "rank", "inference-server", "checkpoint-writer")
+
+
+@dataclass
+class Verdict:
+    io_bound: bool
+    io_time_fraction: float
+    summary: str
+    data_wait_fraction: float = 0.0
+    per_role: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"io_bound": self.io_bound, "io_time_fraction": round(self.io_time_fraction, 4),
+                "summary": self.summary, "data_wait_fraction": round(self.data_wait_fraction, 4),
+                "per_role": self.per_role}
+
+
+def blocked_io(ctx: Ctx) -> pa.Table:
+    """Per-pid seconds blocked in I/O (the definition in the module docstring)."""
+    ops = ctx.ops()
+    if ops.num_rows == 0:
+        return pa.table({"pid": pa.array([], pa.int32()), "lat_sum_ns": pa.array([], pa.int64())})
+    keep = pc.is_in(ops.column("kind"), pa.array(["file", "device", "socket"]))
+    keep = pc.and_(keep, pc.not_equal(ops.column("op"), "accept"))
+    servers = [p for p, i in ctx.procs.items() if i.get("role") == "inference-server"]
+    if servers:
+        idle = pc.and_(pc.is_in(ops.column("pid"), pa.array(servers, pa.int32())),
+                       pc.equal(ops.column("op"), "recv"))
+        keep = pc.and_(keep, pc.invert(idle))
+    t = ops.filter(keep)
+    # unix-socket traffic is local IPC; the ops reduction has no resource, so take it out
+    # via the resources reduction.
+    unix = ctx.resources(pc.equal(pc.field("kind"), "socket")
+                         & pc.starts_with(pc.field("resource"), "unix:"))
+    per = sum_by(t, ["pid"], ["lat_sum_ns"])
+    if unix.num_rows:
+        u = {r["pid"]: r["lat_sum_ns"] for r in sum_by(unix, ["pid"], ["lat_sum_ns"]).to_pylist()}
+        per = pa.table({"pid": per.column("pid"),
+                        "lat_sum_ns": [v - u.get(p, 0) for p, v in
+                                       zip(per.column("pid").to_pylist(),
+                                           per.column("lat_sum_ns").to_pylist())]})
+    return per
+
+
+def decide(ctx: Ctx) -> Verdict:
+    """The verdict (see module docstring) with a one-line summary."""
+    th = ctx.th
+    per = {r["pid"]: r["lat_sum_ns"] / 1e9 for r in blocked_io(ctx).to_pylist()}
+    waits = {r["pid"]: r["lat_sum_ns"] / 1e9 for r in
+             sum_by(wait_on_peers(ctx.ops()), ["pid"], ["lat_sum_ns"]).to_pylist()}
+    roles: dict[str, list[float]] = {}
+    tot_io = tot_wall = 0.0
+    for pid, info in ctx.procs.items():
+        wall = ctx.pid_wall(pid)
+        io = min(per.get(pid, 0.0), wall)
+        r = roles.setdefault(role_key(info), [0.0, 0.0, 0.0, 0.0])
+        r[0] += io
+        r[1] += wall
+        r[2] += min(waits.get(pid, 0.0), wall)
+        r[3] += 1
+        tot_io += io
+        tot_wall += wall
+    per_role = {k: {"io_time_fraction": round(v[0] / max(v[1], 1e-9), 4),
+                    "wait_fraction": round(v[2] / max(v[1], 1e-9), 4),
+                    "processes": int(v[3]), "wall_s": round(v[1], 3)} for k, v in roles.items()}
+    frac = tot_io / tot_wall if tot_wall else 0.0
+    main = [v["io_time_fraction"] for k, v in per_role.items() if k in MAIN_ROLES]
+    data_wait = max([v["wait_fraction"] for v in per_role.values()] or [0.0])
+    io_bound = frac >= th["io_bound_fraction"] or any(m >= th["io_bound_fraction"] for m in main)
+    return Verdict(io_bound, frac, _summary(io_bound, frac, per_role, data_wait, th),
+                   data_wait, per_role)
+
+
+def _summary(io_bound: bool, frac: float, per_role: dict, data_wait: float,
+             th: dict[str, float]) -> str:
+    if not per_role:
+        return "no I/O recorded for any process"
+    worst = max(per_role.items(), key=lambda kv: kv[1]["io_time_fraction"])
+    head = (f"I/O-bound: processes spend {frac:.0%} of their wall time blocked in I/O"
+            if io_bound else
+            f"not I/O-bound: processes spend {frac:.0%} of their wall time blocked in I/O")
+    tail = f"; most: {worst[0]} at {worst[1]['io_time_fraction']:.0%}"
+    if data_wait >= th["data_wait_fraction"]:
+        tail += f"; a process waits {data_wait:.0%} of its time on its data workers"
+    return head + tail
