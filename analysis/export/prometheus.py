@@ -21,7 +21,7 @@ Per process (labels comm, role, rank), latest interval:
                        threads wait at once)
 Collector health:
     lost_events_total, agg_overflow_total, fd_overflow_total, collector_cpu_seconds_total,
-    intervals_total                                          counters
+    intervals_total, export_errors_total                     counters
     drain_seconds, collector_rss_bytes, keys, interval_seconds,
     last_interval_end_timestamp_seconds                      gauges (latest interval)
     folded_resources, folded_processes    how many were aggregated as `other` last interval
@@ -134,6 +134,7 @@ class _Totals:
     last_end_s: float = 0.0
     folded_resources: int = 0
     folded_processes: int = 0
+    export_errors: int = 0
     meta: CaptureMeta | None = None
 
 
@@ -162,6 +163,7 @@ class MetricsExporter:
         self._proc_info: dict[int, tuple[str, str]] = {}  # pid -> (role, rank)
         self._server = None
         self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -208,12 +210,23 @@ class MetricsExporter:
     # --- feeding ------------------------------------------------------------------------
 
     def update(self, interval: Interval, meta: CaptureMeta) -> None:
-        """Fold one interval into the totals (called once per interval, any thread)."""
+        """Fold one interval into the totals (called once per interval, any thread).
+
+        Never raises: it runs on the collector thread, and a metrics problem must not stop
+        a recording. A failure is counted in `iolens_export_errors_total` and kept in
+        `last_error`; that interval is left out of the metrics.
+        """
         with self._update_lock:
-            self._remember_procs(interval.table("procs"))
-            length = interval.interval_s or float(interval.health.get("interval_s") or 0) \
-                or meta.interval_s
-            agg = _aggregate(interval.table("io"), self._proc_info, self.top_n, length)
+            try:
+                self._remember_procs(interval.table("procs"))
+                length = interval.interval_s or float(interval.health.get("interval_s") or 0) \
+                    or meta.interval_s
+                agg = _aggregate(interval.table("io"), self._proc_info, self.top_n, length)
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                with self._lock:
+                    self._t.export_errors += 1
+                return
             with self._lock:
                 self._merge(agg, interval, meta, length)
 
@@ -267,7 +280,8 @@ class MetricsExporter:
                            health_last=dict(t.health_last), intervals=t.intervals,
                            interval_s=t.interval_s, last_end_s=t.last_end_s,
                            folded_resources=t.folded_resources,
-                           folded_processes=t.folded_processes, meta=t.meta)
+                           folded_processes=t.folded_processes,
+                           export_errors=t.export_errors, meta=t.meta)
 
 
 def _make_server(host: str, port: int, registry: CollectorRegistry) -> ThreadingWSGIServer:
@@ -404,6 +418,8 @@ def _health_families(t: _Totals) -> Iterator[Metric]:
     for field_name, (name, doc) in _HEALTH_COUNTERS.items():
         yield CounterMetricFamily(name, doc, value=t.health_totals.get(field_name, 0.0))
     yield CounterMetricFamily("iolens_intervals", "Intervals exported.", value=t.intervals)
+    yield CounterMetricFamily("iolens_export_errors", "Intervals the exporter failed to "
+                              "process (left out of the metrics).", value=t.export_errors)
     last = t.health_last
     gauges = [
         ("iolens_drain_seconds", "Time to drain the kernel maps, last interval.",

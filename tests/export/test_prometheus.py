@@ -229,3 +229,15 @@ def test_close_frees_the_port():
     exp.close()  # idempotent
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_a_bad_interval_is_counted_not_raised(exporter):
+    """update() runs on the collector thread: a malformed interval must not stop recording."""
+    bad = synth.intervals()[0]
+    bad.tables["io"] = bad.tables["io"].drop_columns(["lat_hist"])
+    exporter.update(bad, CaptureMeta())
+    exporter.update(synth.intervals()[0], CaptureMeta())
+    got = samples(scrape(exporter.url))
+    assert got["iolens_export_errors_total"] == [({}, 1.0)]
+    assert got["iolens_intervals_total"] == [({}, 1.0)]
+    assert "lat_hist" in exporter.last_error
