@@ -145,6 +145,8 @@ class TopApp(App[int]):
         self._stop = threading.Event()
         self._latest_seq = 0
         self._verdict_busy = False
+        self._verdict_pending: Snapshot | None = None
+        self.verdict_seq = 0         # frame the shown verdicts were computed on
         self._verdict_error: str | None = None
         self.main = MainScreen(id="main")
 
@@ -279,9 +281,11 @@ class TopApp(App[int]):
         self.notify(message.text, title="collector failed", severity="error", timeout=30)
 
     def _run_verdicts(self, snap: Snapshot) -> None:
-        if self._verdict_busy:
+        if self._verdict_busy:  # one run at a time; the newest waiting window runs next
+            self._verdict_pending = snap
             return
         self._verdict_busy = True
+        self._verdict_pending = None
         self._verdicts(snap)
 
     @work(thread=True, group="verdicts", exit_on_error=False)
@@ -295,9 +299,12 @@ class TopApp(App[int]):
     def on_verdicts_ready(self, message: VerdictsReady) -> None:
         self._verdict_busy = False
         self.verdict_runs += 1
+        self.verdict_seq = message.seq
         self.findings = message.findings
         self._verdict_error = message.error
         self._render_verdicts()
+        if self._verdict_pending is not None:
+            self._run_verdicts(self._verdict_pending)
 
     # --- rendering ----------------------------------------------------------------------------
 

@@ -271,6 +271,9 @@ def tree_order(pids: Sequence[int], procs: dict[int, ProcInfo],
 
     out: list[tuple[int, int, bool]] = []
     roots = sorted(children.get(None, []), key=key)
+    reachable = _reachable(roots, children)
+    # Processes caught in a parent cycle (bad data) have no root; show them at the top level.
+    roots += sorted((p for p in shown if p not in reachable), key=key)
     stack = [(p, 0, i == len(roots) - 1) for i, p in enumerate(roots)][::-1]
     seen: set[int] = set()
     while stack:
@@ -282,6 +285,17 @@ def tree_order(pids: Sequence[int], procs: dict[int, ProcInfo],
         kids = sorted(children.get(p, []), key=key)
         stack.extend([(c, depth + 1, i == len(kids) - 1) for i, c in enumerate(kids)][::-1])
     return out
+
+
+def _reachable(roots: list[int], children: dict[int | None, list[int]]) -> set[int]:
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen.add(p)
+            todo.extend(children.get(p, []))
+    return seen
 
 
 # --- the sliding window --------------------------------------------------------------------

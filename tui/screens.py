@@ -10,7 +10,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -28,6 +27,20 @@ KEY_NAMES = {"question_mark": "?", "slash": "/", "space": "Space", "plus": "+", 
              "escape": "Esc"}
 
 
+def help_text(keys: list[tuple[str, str, str, bool]]) -> Text:
+    """Two columns, key and what it does, for every key plus cursor and mouse use."""
+    rows = [(KEY_NAMES.get(k, k), desc) for k, _a, desc, _s in keys]
+    rows += [("↑ ↓ PgUp PgDn", "Move the row cursor"),
+             ("Esc", "Drill-down: back to the dashboard"),
+             ("mouse", "Click a tab; click a header to sort; click a row twice to drill")]
+    width = max(len(k) for k, _ in rows) + 2
+    t = Text()
+    for i, (key, desc) in enumerate(rows):
+        t.append(("\n" if i else "") + f"{key:<{width}}", style="bold cyan")
+        t.append(desc)
+    return t
+
+
 class HelpScreen(ModalScreen[None]):
     """Every key of the dashboard (generated from the app's KEYS list) plus the mouse."""
 
@@ -38,17 +51,9 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
-        table = Table(box=None, show_header=False, padding=(0, 1))
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
-        for key, _action, desc, _show in self.keys:
-            table.add_row(KEY_NAMES.get(key, key), desc)
-        table.add_row("↑ ↓ PgUp PgDn", "Move the row cursor")
-        table.add_row("Esc", "Drill-down: back to the dashboard")
-        table.add_row("mouse", "Click a tab; click a header to sort; click a row twice to drill")
         with VerticalScroll(id="help-box"):
             yield Static(Text("iolens top — keys", style="bold"), id="help-title")
-            yield Static(table)
+            yield Static(help_text(self.keys), id="help-keys")
             yield Static(Text("Esc, q or ? closes this help", style="dim"))
 
     def action_dismiss(self, result: Any = None) -> None:  # type: ignore[override]

@@ -20,7 +20,7 @@ def health_text(snap: Snapshot | None, status: str, paused: bool, sort_line: str
     Line 2: the view state (sort, filter, grouping, rows shown)."""
     t = Text()
     t.append(" iolens top ", style="bold reverse")
-    if snap is None or snap.intervals_seen == 0:
+    if snap is None or (snap.intervals_seen == 0 and snap.position is None):
         t.append(f" {status or 'waiting for data…'}", style="bold yellow")
         t.append("\n" + sort_line, style="dim")
         return _one_row_each(t)
