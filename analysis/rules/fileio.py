@@ -69,6 +69,11 @@ def small_io(ctx: Ctx) -> list[Finding]:
         for op in DATA:
             t = g.filter(pc.equal(g.column("op"), op))
             n, b, lat = total(t, "count"), total(t, "bytes"), total(t, "lat_sum_ns")
+            rand = total(t, "random_ops")
+            if rand >= th["random_share"] * max(n, 1):
+                # random ops belong to random-access: judge (and count) only the rest
+                keep = (n - rand) / max(n, 1)
+                n, b, lat = n - rand, b * keep, lat * keep
             if n < th["small_io_min_ops"] or b / max(n, 1) >= th["small_io_bytes"]:
                 continue
             if lat / max(n, 1) / 1e6 > th["slow_avg_lat_ms"]:

@@ -34,7 +34,8 @@ def cache_miss(ctx: Ctx) -> list[Finding]:
 
 
 def _with_pagecache(ctx: Ctx, per: pa.Table, pcache: pa.Table) -> list[Finding]:
-    j = per.join(pcache.select(["pid", "resource", "pages_added", "size_bytes"]),
+    j = _pid64(per).join(_pid64(pcache.select(["pid", "resource", "pages_added",
+                                                "size_bytes"])),
                  ["pid", "resource"], join_type="inner")
     if j.num_rows == 0:
         return []
@@ -54,7 +55,7 @@ def _from_reopens(ctx: Ctx, per: pa.Table) -> list[Finding]:
     opens = ctx.reduced.get("opens")
     if opens is None:
         return []
-    j = per.join(opens.select(["pid", "resource", "opens"]), ["pid", "resource"],
+    j = _pid64(per).join(_pid64(opens.select(["pid", "resource", "opens"])), ["pid", "resource"],
                  join_type="inner")
     if j.num_rows == 0:
         return []
@@ -65,6 +66,12 @@ def _from_reopens(ctx: Ctx, per: pa.Table) -> list[Finding]:
     hit = j.filter(pc.and_(pc.greater_equal(j.column("opens"), ctx.th["cache_reread_opens"]),
                            pc.less(mbps, ctx.th["slow_read_mbps"] * 4)))
     return _finding(ctx, hit, None, ctx.reduced.missing_reason("pagecache"))
+
+
+def _pid64(t: pa.Table) -> pa.Table:
+    """Join keys must agree in type (captures hold int32 pids, other tables may not)."""
+    i = t.schema.get_field_index("pid")
+    return t.set_column(i, "pid", pc.cast(t.column("pid"), pa.int64()))
 
 
 def _finding(ctx: Ctx, hit: pa.Table, miss_bytes: float | None, source: str) -> list[Finding]:

@@ -1,0 +1,107 @@
+"""`iolens analyze`: wiring for the lead's collector/cli.py (add_arguments + run).
+
+    iolens analyze run1                      rich terminal report
+    iolens analyze run1 --json               JSON contract on stdout
+    iolens analyze run1 --html report.html   one self-contained HTML file with plots
+    iolens analyze run2 --baseline run1      what changed between two captures
+    iolens analyze run1 --config my.toml     override thresholds
+
+Bad input: one line on stderr, exit 2 (usage/config) or 1 (capture unreadable); no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EPILOG = """examples:
+  iolens analyze run1
+  iolens analyze run1 --json > findings.json
+  iolens analyze run1 --html report.html
+  iolens analyze run2 --baseline run1
+  iolens analyze run1 --config my-thresholds.toml   (keys: see analysis/thresholds.toml)"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("capture", metavar="CAPTURE", help="capture directory (iolens record -o)")
+    parser.add_argument("--json", action="store_true", help="print the JSON report on stdout")
+    parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    parser.add_argument("--baseline", metavar="DIR", help="compare with an earlier capture")
+    parser.add_argument("--config", metavar="FILE.toml", help="threshold overrides (TOML)")
+    parser.add_argument("--top", metavar="N", type=int, default=10,
+                        help="rows in the top tables (default 10)")
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis; exit code 0 on success."""
+    from iolens.analysis.analyze import AnalyzeError, analyze_path
+    from iolens.analysis.thresholds import ThresholdError, load, merge
+
+    try:
+        th = load(args.config) if args.config else merge(None)
+    except ThresholdError as exc:
+        return _fail(str(exc), 2)
+    if args.top < 1:
+        return _fail("--top must be at least 1", 2)
+    try:
+        report = analyze_path(args.capture, th, args.top)
+        base = analyze_path(args.baseline, th, args.top) if args.baseline else None
+    except AnalyzeError as exc:
+        return _fail(str(exc), 1)
+    cmp = None
+    if base is not None:
+        from iolens.analysis.baseline import compare
+        cmp = compare(report, base)
+    if args.html:
+        rc = _write_html(report, cmp, args.html)
+        if rc:
+            return rc
+    if args.json:
+        out = report.to_json()
+        if cmp is not None:
+            out["baseline"] = {"capture": args.baseline, **cmp.to_json()}
+        json.dump(out, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    _print(report, cmp, args)
+    return 0
+
+
+def _write_html(report, cmp, path: str) -> int:
+    from iolens.analysis.html import write_html
+    try:
+        write_html(report, path, cmp)
+    except OSError as exc:
+        return _fail(f"cannot write {path}: {exc.strerror or exc}", 1)
+    return 0
+
+
+def _print(report, cmp, args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from iolens.analysis.report import render, render_comparison
+    console = Console()
+    render(report, console, args.top)
+    if cmp is not None:
+        render_comparison(cmp, console)
+    if args.html:
+        console.print(f"HTML report written to {args.html}")
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"iolens analyze: error: {msg}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (python -m iolens.analysis.cli) until collector/cli.py wires it."""
+    p = argparse.ArgumentParser(prog="iolens analyze", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
