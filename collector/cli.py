@@ -1,0 +1,182 @@
+"""The `iolens` console script: doctor, record, top, analyze, export.
+
+Each subcommand's arguments and runner live beside its code (`add_arguments(parser)` and
+`run(args) -> int`); this module only wires them. Bad input gets one line on stderr and a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from iolens import __version__
+
+EPILOG_RECORD = """examples:
+  sudo iolens record -o run1 -- python train.py --epochs 1
+  sudo iolens record -o run2 -p 4242 -p 4243 -d 60
+  sudo iolens record -o run3 -d 30                  (whole system, minus iolens)
+  sudo iolens record -o run4 --demo                 (the bundled demo workload)
+"""
+
+#: subcommands implemented in other packages: name -> (module, help)
+EXTERNAL = {
+    "top": ("iolens.tui.cli", "live dashboard, or replay of a capture"),
+    "analyze": ("iolens.analysis.cli", "find I/O bottlenecks in a capture"),
+    "export": ("iolens.analysis.export.cli", "export a capture to Perfetto / CSV"),
+}
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    return v
+
+
+def _pid(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a pid: {text!r}") from None
+
+
+def add_record_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", help="capture directory to create (must not exist)")
+    p.add_argument("-p", "--pid", type=_pid, action="append", default=[],
+                   help="trace this process and its descendants (repeatable)")
+    p.add_argument("-d", "--duration", type=_positive_float, help="stop after this many seconds")
+    p.add_argument("-i", "--interval", type=_positive_float, default=1.0,
+                   help="aggregation interval in seconds (default 1)")
+    p.add_argument("--cgroup", help="trace only processes of this cgroup v2 directory")
+    p.add_argument("--per-thread", action="store_true", help="aggregate per thread, not process")
+    p.add_argument("--slow-ms", type=_positive_float, default=10.0,
+                   help="also log each op slower than this (default 10 ms)")
+    p.add_argument("--max-keys", type=int, default=65536,
+                   help="in-kernel aggregation capacity per interval (default 65536)")
+    p.add_argument("--no-latency", action="store_true",
+                   help="cheapest mode: count ops and bytes, no per-op latency")
+    p.add_argument("--rotate", type=_positive_float, default=30.0,
+                   help="close and start new Parquet files every N seconds (default 30)")
+    p.add_argument("--rotate-mb", type=_positive_float, default=256.0)
+    p.add_argument("--layout", choices=("flat", "hive"), default="flat",
+                   help="hive: ROOT/host=H/date=D/<table>/ for many hosts in one tree")
+    p.add_argument("--metrics", metavar="ADDR",
+                   help="serve Prometheus metrics on ADDR (e.g. :9464 = 127.0.0.1:9464)")
+    p.add_argument("--redact", action="store_true",
+                   help="hash paths and command-line arguments in the capture")
+    p.add_argument("--demo", action="store_true", help="record the bundled demo AI workload")
+    p.add_argument("--print-bpf", action="store_true",
+                   help="print the final BPF program and its flags, then exit")
+    p.add_argument("-q", "--quiet", action="store_true", help="no status line")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS... to start and trace")
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from iolens.collector.options import RecordOptions
+    from iolens.collector.record import RecordArgs, default_out_dir
+    from iolens.collector.record import run_record as _run
+
+    command = list(args.command or [])
+    if command and command[0] == "--":
+        command = command[1:]
+    if args.demo:
+        if command:
+            raise _Usage("--demo and -- CMD are exclusive")
+        command = [sys.executable, "-m", "iolens.collector.demo"]
+    opts = RecordOptions(pids=args.pid, command=command or None, cgroup=args.cgroup,
+                         interval_s=args.interval, per_thread=args.per_thread,
+                         slow_ms=args.slow_ms, max_keys=args.max_keys,
+                         latency=not args.no_latency, redact=args.redact)
+    if args.print_bpf:
+        from iolens.collector.live import build_plan
+        from iolens.probes.syscalls import render
+
+        print(render(build_plan(opts)))
+        return 0
+    ra = RecordArgs(out=args.output or default_out_dir(), opts=opts, duration=args.duration,
+                    rotate_s=args.rotate, rotate_mb=args.rotate_mb, metrics=args.metrics,
+                    layout=args.layout, quiet=args.quiet)
+    return _run(ra)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from iolens.probes import preflight
+
+    caps = preflight.check(quick=args.quick)
+    table = Table(title="iolens doctor", show_lines=False)
+    for col in ("check", "ok", "detail", "fix"):
+        table.add_column(col)
+    for c in caps.checks:
+        mark = "yes" if c.ok else ("NO" if c.required else "no (optional)")
+        table.add_row(c.name, mark, c.detail, c.fix)
+    con = Console()
+    con.print(table)
+    if caps.can_trace:
+        con.print("verdict: this machine can trace with iolens (tracepoints + ring buffer).")
+        return 0
+    con.print("verdict: iolens cannot trace here: " + "; ".join(caps.problems))
+    return 1
+
+
+class _Usage(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iolens", description="Where do AI/ML workloads lose time on storage and network I/O?")
+    parser.add_argument("--version", action="version", version=f"iolens {__version__}")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    d = sub.add_parser("doctor", help="can this machine trace? what is missing and how to fix it")
+    d.add_argument("--quick", action="store_true", help="only try one tracepoint")
+    d.set_defaults(func=run_doctor)
+    r = sub.add_parser("record", help="trace into a Parquet capture", epilog=EPILOG_RECORD,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_record_arguments(r)
+    r.set_defaults(func=run_record)
+    for name, (module, helptext) in EXTERNAL.items():
+        p = sub.add_parser(name, help=helptext)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            p.set_defaults(func=lambda _a, e=exc, n=name: _missing(n, e))
+            continue
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.run)
+    return parser
+
+
+def _missing(name: str, exc: Exception) -> int:
+    print(f"iolens {name}: not available in this build ({exc})", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from iolens.collector.capture import CaptureError
+    from iolens.collector.record import UsageError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, _Usage, CaptureError) as exc:
+        print(f"iolens {args.cmd}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

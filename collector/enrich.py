@@ -1,0 +1,370 @@
+"""Enrichment: kernel ids -> what a person reads (paths, peers, process names and roles).
+
+In: decoded ring-buffer events (`wire.RawEvent`) and drained aggregation keys.
+Out: per (tgid, fd, gen) a (kind, resource); per pid a `ProcInfo` (comm, cmdline, cgroup...).
+
+fd -> path comes from the open event's path string (joined with the process cwd or the dirfd's
+path when relative), captured in the kernel at open time; fds opened before the capture started
+(generation 0) are resolved from /proc/PID/fd, then from the parent's table (inherited fds of
+a child that already exited). Sockets get their peer from connect/accept addresses, else from
+/proc/net by socket inode. No kernel struct is read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+from iolens.collector.schema import escape_bytes
+from iolens.probes.wire import RawEvent
+
+AT_FDCWD = -100
+Res = tuple[str, str | None]  # (kind, resource)
+
+
+@dataclass
+class ProcInfo:
+    pid: int
+    ppid: int | None = None
+    comm: str | None = None
+    cmdline: str | None = None
+    exe: str | None = None
+    start_ns: int | None = None
+    exit_ns: int | None = None
+    cgroup: str | None = None
+    cgroup_id: int | None = None
+    container_id: str | None = None
+    ns_pid: int | None = None
+    role: str | None = None
+    rank: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    dirty: bool = True
+
+
+def decode_sockaddr(raw: bytes, proto: str = "tcp") -> str | None:
+    """sockaddr bytes -> 'tcp:IP:PORT' / 'tcp:[v6]:PORT' / 'unix:PATH'; None if unknown."""
+    if len(raw) < 2:
+        return None
+    family = struct.unpack_from("<H", raw)[0]
+    if family == socket.AF_INET and len(raw) >= 8:
+        port = struct.unpack_from(">H", raw, 2)[0]
+        return f"{proto}:{socket.inet_ntop(socket.AF_INET, raw[4:8])}:{port}"
+    if family == socket.AF_INET6 and len(raw) >= 24:
+        port = struct.unpack_from(">H", raw, 2)[0]
+        ip = ipaddress.IPv6Address(raw[8:24])
+        host = str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ip)
+        return f"{proto}:{host}:{port}" if ip.ipv4_mapped else f"{proto}:[{host}]:{port}"
+    if family == socket.AF_UNIX:
+        path = raw[2:].split(b"\0", 1)[0]
+        return "unix:" + (escape_bytes(path) if path else "@anonymous")
+    return None
+
+
+def _hex_addr(text: str) -> tuple[str, int]:
+    """/proc/net/tcp 'HEXIP:HEXPORT' -> (ip, port)."""
+    ip_hex, port_hex = text.split(":")
+    raw = bytes.fromhex(ip_hex)
+    if len(raw) == 4:
+        ip = socket.inet_ntop(socket.AF_INET, raw[::-1])
+    else:
+        words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+        v6 = ipaddress.IPv6Address(words)
+        ip = str(v6.ipv4_mapped) if v6.ipv4_mapped else f"[{v6}]"
+    return ip, int(port_hex, 16)
+
+
+def read_proc_net(root: str = "/proc") -> dict[int, str]:
+    """Socket inode -> resource string from /proc/net/{tcp,tcp6,udp,udp6,unix}."""
+    out: dict[int, str] = {}
+    for proto, fname in (("tcp", "tcp"), ("tcp", "tcp6"), ("udp", "udp"), ("udp", "udp6")):
+        try:
+            lines = open(f"{root}/net/{fname}").read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 10:
+                continue
+            try:
+                lip, lport = _hex_addr(parts[1])
+                rip, rport = _hex_addr(parts[2])
+            except ValueError:
+                continue
+            inode = int(parts[9])
+            if parts[3] == "0A" or rport == 0:  # LISTEN or unconnected
+                out[inode] = f"{proto}-listen:{lip}:{lport}"
+            else:
+                out[inode] = f"{proto}:{rip}:{rport}"
+    try:
+        for line in open(f"{root}/net/unix").read().splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 7:
+                path = parts[7] if len(parts) > 7 else ""
+                out[int(parts[6])] = "unix:" + (path or "@anonymous")
+    except OSError:
+        pass
+    return out
+
+
+def classify_link(target: str) -> Res:
+    """A /proc/PID/fd link target -> (kind, resource) without socket lookup."""
+    if target.startswith("/dev/"):
+        return "device", target
+    if target.startswith("/"):
+        return "file", target
+    if target.startswith("pipe:"):
+        return "pipe", target
+    if target.startswith("socket:"):
+        return "socket", None
+    return "other", target
+
+
+class Resolver:
+    """Keeps the fd tables and process cache of the traced processes."""
+
+    def __init__(self, proc_root: str = "/proc", boot_offset_ns: int | None = None) -> None:
+        self.proc = proc_root
+        self.by_gen: dict[tuple[int, int, int], Res] = {}
+        self.cur: dict[tuple[int, int], int] = {}     # (tgid, fd) -> current gen
+        self.fd0: dict[tuple[int, int], Res] = {}     # gen-0 fds resolved from /proc
+        self.procs: dict[int, ProcInfo] = {}
+        self._retire: list[tuple[int, int, int]] = []
+        self._retiring: list[tuple[int, int, int]] = []
+        self._net: dict[int, str] | None = None
+        self._cwd: dict[int, str] = {}
+        self.boot_offset_ns = boot_offset_ns if boot_offset_ns is not None else clock_offset_ns()
+
+    # --- events ------------------------------------------------------------------------
+    def wall_ns(self, mono_ns: int) -> int:
+        return mono_ns + self.boot_offset_ns
+
+    def on_event(self, ev: RawEvent) -> tuple[str, str | None]:
+        """Update tables from one event; return its (kind, resource) for the events table."""
+        t = ev.type
+        info = self.proc_info(ev.tgid)
+        if ev.comm and t not in ("fork",):
+            info.comm = escape_bytes(ev.comm)
+        if t == "open":
+            if ev.ret < 0:
+                return "file", self._join(ev.tgid, ev.fd2, ev.path)
+            res = self._open_res(ev)
+            self._set(ev.tgid, ev.fd, ev.gen, res)
+            return res
+        if t == "close":
+            res = self.resource(ev.tgid, ev.fd, ev.gen)
+            self.cur.pop((ev.tgid, ev.fd), None)
+            self.fd0.pop((ev.tgid, ev.fd), None)
+            self._retire.append((ev.tgid, ev.fd, ev.gen))
+            return res
+        if t == "socket":
+            family, stype = ev.arg2 >> 16, ev.arg2 & 0xF
+            if ev.sys == "socketpair":
+                res = ("socket", "unix:socketpair")
+                self._set(ev.tgid, ev.fd, ev.gen, res)
+                self._set(ev.tgid, ev.fd2, ev.arg, res)
+                return res
+            proto = "udp" if stype == socket.SOCK_DGRAM else "tcp"
+            if family == socket.AF_UNIX:
+                proto = "unix"
+            res = ("socket", f"{proto}:?")
+            self._set(ev.tgid, ev.fd, ev.gen, res)
+            return res
+        if t in ("connect", "accept"):
+            old = self.by_gen.get((ev.tgid, ev.fd if t == "connect" else ev.fd2,
+                                   ev.gen if t == "connect" else self.cur.get((ev.tgid, ev.fd2), 0)))
+            proto = "udp" if old and old[1] and old[1].startswith("udp") else "tcp"
+            peer = decode_sockaddr(ev.addr, proto) or self._proc_socket(ev.tgid, ev.fd)
+            res = ("socket", peer)
+            if t == "connect" and ev.ret not in (0, -115):  # -EINPROGRESS: still connecting
+                return res
+            self._set(ev.tgid, ev.fd, ev.gen, res)
+            return res
+        if t == "dup":
+            src = self.resource(ev.tgid, ev.fd2, ev.gen)
+            self.fd0.pop((ev.tgid, ev.fd), None)
+            if ev.gen:
+                self.cur[(ev.tgid, ev.fd)] = ev.gen
+            else:
+                self.cur.pop((ev.tgid, ev.fd), None)
+                self.fd0[(ev.tgid, ev.fd)] = src
+            return src
+        if t == "pipe":
+            res = ("pipe", self._link_res(ev.tgid, ev.fd)[1] or "pipe")
+            self._set(ev.tgid, ev.fd, ev.gen, res)
+            self._set(ev.tgid, ev.fd2, ev.arg, res)
+            return res
+        if t == "fork":
+            child = self.proc_info(int(ev.arg))
+            child.ppid = ev.tgid
+            child.comm = child.comm or escape_bytes(ev.comm)
+            return "other", None
+        if t == "exec":
+            info.exe = escape_bytes(ev.path)
+            self._refresh(info)
+            return "other", info.exe
+        if t == "exit":
+            info.exit_ns = self.wall_ns(ev.ts)
+            info.dirty = True
+            return "other", None
+        if t in ("slow", "mmap"):
+            return self.resource(ev.tgid, ev.fd, ev.gen)
+        return "other", None
+
+    def _set(self, tgid: int, fd: int, gen: int, res: Res) -> None:
+        if gen:
+            self.by_gen[(tgid, fd, gen)] = res
+            self.cur[(tgid, fd)] = gen
+        else:  # the kernel's fd map was full: remember by number only
+            self.fd0[(tgid, fd)] = res
+
+    def _open_res(self, ev: RawEvent) -> Res:
+        path = self._join(ev.tgid, ev.fd2, ev.path)
+        return ("device" if path.startswith("/dev/") else "file"), path
+
+    def _join(self, tgid: int, dirfd: int, raw: bytes) -> str:
+        """Absolute path of an open's filename (relative to cwd or to dirfd)."""
+        if raw.startswith(b"/"):
+            return escape_bytes(os.path.normpath(raw))
+        if dirfd == AT_FDCWD:
+            base = self._cwd_of(tgid)
+        else:
+            base = self.resource(tgid, dirfd, self.cur.get((tgid, dirfd), 0))[1]
+        if not base:
+            return escape_bytes(raw)
+        return os.path.normpath(base + "/" + escape_bytes(raw)) if raw else base
+
+    def _cwd_of(self, tgid: int) -> str | None:
+        try:
+            self._cwd[tgid] = escape_bytes(os.readlink(f"{self.proc}/{tgid}/cwd".encode()))
+        except OSError:
+            pass
+        return self._cwd.get(tgid)
+
+    # --- lookups at drain time -----------------------------------------------------------
+    def resource(self, tgid: int, fd: int, gen: int) -> Res:
+        """(kind, resource) of an aggregation key's fd."""
+        if fd == AT_FDCWD:
+            return "file", None  # path-based metadata ops (stat by name): per process
+        if gen:
+            res = self.by_gen.get((tgid, fd, gen))
+            if res is not None:
+                return res
+        res = self.fd0.get((tgid, fd))
+        if res is None:
+            res = self._link_res(tgid, fd)
+            if res[0] == "other" and res[1] is None:
+                parent = self.procs.get(tgid)
+                if parent and parent.ppid:
+                    pres = self._current_res(parent.ppid, fd)
+                    if pres is not None:
+                        res = pres
+            self.fd0[(tgid, fd)] = res
+        return res
+
+    def _current_res(self, tgid: int, fd: int) -> Res | None:
+        gen = self.cur.get((tgid, fd))
+        if gen:
+            return self.by_gen.get((tgid, fd, gen))
+        return self.fd0.get((tgid, fd))
+
+    def _link_res(self, tgid: int, fd: int) -> Res:
+        try:
+            target = os.readlink(f"{self.proc}/{tgid}/fd/{fd}".encode())
+        except OSError:
+            return "other", None
+        kind, res = classify_link(escape_bytes(target))
+        if kind == "socket":
+            res = self._socket_by_inode(escape_bytes(target))
+        return kind, res
+
+    def _proc_socket(self, tgid: int, fd: int) -> str | None:
+        return self._link_res(tgid, fd)[1]
+
+    def _socket_by_inode(self, target: str) -> str | None:
+        try:
+            inode = int(target[target.index("[") + 1:target.index("]")])
+        except ValueError:
+            return None
+        if self._net is None or inode not in self._net:
+            self._net = read_proc_net(self.proc)
+        return self._net.get(inode, f"socket:[{inode}]")
+
+    def after_drain(self) -> None:
+        """Forget fds closed two drains ago (their last ops have been drained by now)."""
+        for k in self._retiring:
+            if self.cur.get(k[:2]) != k[2]:
+                self.by_gen.pop(k, None)
+        self._retiring, self._retire = self._retire, []
+        self._net = None
+
+    # --- processes ---------------------------------------------------------------------
+    def proc_info(self, pid: int) -> ProcInfo:
+        info = self.procs.get(pid)
+        if info is None:
+            info = self.procs[pid] = ProcInfo(pid)
+            self._refresh(info)
+        return info
+
+    def _refresh(self, info: ProcInfo) -> None:
+        """Read what /proc still shows of a process (it may be gone already)."""
+        base = f"{self.proc}/{info.pid}"
+        info.dirty = True
+        try:
+            stat = open(f"{base}/stat", "rb").read()
+            rest = stat[stat.rindex(b")") + 2:].split()
+            info.comm = escape_bytes(stat[stat.index(b"(") + 1:stat.rindex(b")")])
+            info.ppid = int(rest[1])
+            info.start_ns = self._start_wall_ns(int(rest[19]))
+        except (OSError, ValueError, IndexError):
+            return
+        try:
+            raw = open(f"{base}/cmdline", "rb").read().rstrip(b"\0")
+            info.cmdline = " ".join(escape_bytes(a) for a in raw.split(b"\0")) if raw else None
+        except OSError:
+            pass
+        try:
+            info.exe = escape_bytes(os.readlink(f"{base}/exe".encode()))
+        except OSError:
+            pass
+        from iolens.collector.procinfo import read_cgroup, read_env, read_nspid
+
+        info.cgroup, info.cgroup_id, info.container_id = read_cgroup(base)
+        info.ns_pid = read_nspid(base)
+        info.env = read_env(base)
+
+    _CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+    def _start_wall_ns(self, ticks: int) -> int:
+        return self.boot_offset_ns + int(ticks * 1e9 / self._CLK_TCK)
+
+    def forget_exited(self, older_than_ns: int) -> list[int]:
+        """Drop processes that exited before `older_than_ns` (wall); return their pids."""
+        gone = [p for p, i in self.procs.items() if i.exit_ns and i.exit_ns < older_than_ns
+                and not i.dirty]
+        for p in gone:
+            del self.procs[p]
+            self._cwd.pop(p, None)
+        if gone:
+            dead = set(gone)
+            for d in (self.cur, self.fd0):
+                for k in [k for k in d if k[0] in dead]:
+                    del d[k]
+            for k in [k for k in self.by_gen if k[0] in dead]:
+                del self.by_gen[k]
+        return gone
+
+
+def clock_offset_ns() -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC (bpf_ktime_get_ns is monotonic), best of 3 reads."""
+    best = None
+    for _ in range(3):
+        a = time.monotonic_ns()
+        r = time.time_ns()
+        b = time.monotonic_ns()
+        if best is None or b - a < best[0]:
+            best = (b - a, r - (a + b) // 2)
+    return best[1]

@@ -1,0 +1,405 @@
+"""The live collector: probes -> per-interval tables, on one thread.
+
+`Collector` owns the probes and the `Resolver`; every call into BCC happens on the thread
+that runs `Collector.run()` (requests from other threads, such as "follow this pid", go
+through a queue). Each interval it flips and drains the kernel maps, consumes the ring buffer,
+enriches, and hands an `Interval` to its sinks (capture writer, metrics exporter, TUI queue).
+
+`LiveSource` adapts it to the `Source` protocol for the TUI.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import resource
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from iolens import __version__
+from iolens.collector import schema as S
+from iolens.collector.capture import CaptureMeta, CaptureWriter, iso_now
+from iolens.collector.enrich import Resolver, clock_offset_ns
+from iolens.collector.options import RecordOptions
+from iolens.collector.sources import Interval
+from iolens.probes import syscalls, wire
+
+Sink = Callable[[Interval], None]
+POLL_S = 0.1  # ring-buffer consume cadence (no wakeups are requested by the probes)
+
+
+def _rss_bytes() -> int:
+    try:
+        return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def make_meta(opts: RecordOptions) -> CaptureMeta:
+    mode = "command" if opts.command else "pids" if opts.pids else \
+        "cgroup" if opts.cgroup else "system"
+    return CaptureMeta(iolens_version=__version__, started=iso_now(), command=opts.command,
+                       target_pids=list(opts.pids), mode=mode, interval_s=opts.interval_s,
+                       redacted=opts.redact,
+                       options={"per_thread": opts.per_thread, "slow_ms": opts.slow_ms,
+                                "max_keys": opts.max_keys, "latency": opts.latency})
+
+
+def build_plan(opts: RecordOptions) -> syscalls.Plan:
+    filter_mode = 1 if (opts.pids or opts.command) else 2 if opts.cgroup else 0
+    return syscalls.plan(filter_mode=filter_mode, self_tgid=os.getpid(),
+                         slow_ns=int(opts.slow_ms * 1e6), max_keys=opts.max_keys,
+                         per_thread=opts.per_thread, latency=opts.latency)
+
+
+class Collector:
+    """Runs the probes and produces intervals. Construct anywhere; run on one thread."""
+
+    def __init__(self, opts: RecordOptions, sinks: list[Sink], meta: CaptureMeta | None = None):
+        self.opts = opts
+        self.sinks = sinks
+        self.meta = meta or make_meta(opts)
+        self.host = socket.gethostname()
+        self.status = "compiling probes…"
+        self.ready = threading.Event()
+        self.stopped = threading.Event()
+        self.error: BaseException | None = None
+        self.intervals = 0
+        self.rows = 0
+        self.lost = 0
+        self._stop = threading.Event()
+        self._requests: queue.Queue[tuple[str, int, threading.Event]] = queue.Queue()
+        self._events: list[dict] = []
+        self._exited: list[int] = []
+        self._counters = dict.fromkeys(wire.COUNTERS, 0)
+        self.resolver = Resolver()
+        self.probe: syscalls.SyscallProbe | None = None
+        self._redactor = None
+        if opts.redact:
+            from iolens.collector.redact import Redactor
+
+            self._redactor = Redactor()
+
+    # --- requests from other threads -------------------------------------------------------
+    def follow(self, pid: int, timeout: float = 10.0) -> bool:
+        """Ask the collector thread to trace `pid` (and descendants); wait until done."""
+        done = threading.Event()
+        self._requests.put(("pid", pid, done))
+        return done.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- the thread ----------------------------------------------------------------------
+    def run(self) -> None:
+        """Compile, attach, then loop until stop(); always drains a final partial interval."""
+        try:
+            self._start()
+            self.ready.set()
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - reported to the owner thread
+            self.error = exc
+            self.status = f"error: {exc}"
+        finally:
+            self.ready.set()
+            if self.probe is not None:
+                self.probe.close()
+            self.stopped.set()
+
+    def _start(self) -> None:
+        plan = build_plan(self.opts)
+        self.meta.probes_skipped.update({f"syscalls:{k}": v for k, v in plan.missing.items()})
+        self.probe = syscalls.SyscallProbe(plan, self._on_raw_event)
+        self.probe.start()
+        self.meta.probes_attached.append("syscalls")
+        if not self.probe.task_storage:
+            self.meta.probes_skipped["task_storage"] = "refused by the kernel; using a hash map"
+        for pid in self.opts.pids:
+            self.probe.add_target(pid)
+        if self.opts.cgroup:
+            self.probe.add_cgroup(os.stat(self.opts.cgroup).st_ino)
+        self._apply_requests()
+        self.meta.clock.append({"realtime_ns": time.time_ns(), "monotonic_ns": time.monotonic_ns()})
+        self.status = "tracing"
+
+    def _apply_requests(self) -> None:
+        while True:
+            try:
+                kind, value, done = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "pid" and self.probe is not None:
+                self.probe.add_target(value)
+            done.set()
+
+    def _loop(self) -> None:
+        interval = self.opts.interval_s
+        start_ns = time.time_ns()
+        cpu0 = _cpu_s()
+        next_drain = time.monotonic() + interval
+        while not self._stop.is_set():
+            self._apply_requests()
+            self.probe.poll()
+            wait = min(POLL_S, max(0.0, next_drain - time.monotonic()))
+            if self._stop.wait(wait):
+                break
+            if time.monotonic() >= next_drain:
+                start_ns, cpu0 = self._emit(start_ns, cpu0)
+                next_drain += interval
+                if next_drain < time.monotonic():  # fell behind (suspend, overload)
+                    next_drain = time.monotonic() + interval
+        self._apply_requests()
+        self._emit(start_ns, cpu0)
+
+    # --- per interval --------------------------------------------------------------------
+    def _on_raw_event(self, buf: bytes) -> None:
+        ev = wire.decode_event(buf)
+        kind, res = self.resolver.on_event(ev)
+        if ev.type in ("dup",):
+            return
+        if ev.type == "exit":
+            self._exited.append(ev.tgid)
+        info = self.resolver.procs.get(ev.tgid)
+        self._events.append({
+            "ts": self.resolver.wall_ns(ev.ts), "pid": ev.tgid, "tid": ev.tid,
+            "comm": info.comm if info else None, "type": ev.type,
+            "op": wire.op_for(ev.sys, kind) if ev.type == "slow" else None,
+            "syscall": ev.sys or None, "kind": kind, "resource": res, "fd": ev.fd,
+            "ret": ev.ret, "lat_ns": ev.lat or None,
+            "bytes": (ev.ret if ev.type == "slow" and ev.ret > 0 else
+                      ev.arg2 if ev.type == "mmap" else None),
+            "detail": _detail(ev),
+        })
+
+    def _emit(self, start_ns: int, cpu0: float) -> tuple[int, float]:
+        keys, totals, drain_ms = self.probe.drain()
+        self.probe.poll()  # events that precede the drained ops (opens) are needed first
+        end_ns = time.time_ns()
+        interval_s = (end_ns - start_ns) / 1e9
+        io = self._io_table(keys, totals, start_ns, interval_s)
+        events = self._events_table()
+        procs = self._procs_table(end_ns)
+        counters = self.probe.counters()
+        delta = {k: counters[k] - self._counters.get(k, 0) for k in counters}
+        self._counters = counters
+        cpu1 = _cpu_s()
+        health = {
+            "ts": start_ns, "interval_s": interval_s, "host": self.host,
+            "io_rows": io.num_rows, "event_rows": events.num_rows,
+            "lost_events": delta["lost_events"], "agg_overflow": delta["agg_overflow"],
+            "fd_overflow": delta["fd_overflow"], "drain_ms": drain_ms,
+            "collector_cpu_s": cpu1 - cpu0, "collector_rss_bytes": _rss_bytes(),
+            "keys": int(len(keys)),
+        }
+        htable = S.to_table("health", {k: [v] for k, v in health.items()})
+        self.resolver.after_drain()
+        self._forget_exited(end_ns)
+        self.intervals += 1
+        self.rows += io.num_rows
+        self.lost += delta["lost_events"]
+        self.meta.intervals = self.intervals
+        self.meta.lost_events += delta["lost_events"]
+        self.meta.agg_overflow += delta["agg_overflow"]
+        self.meta.collector_cpu_s += cpu1 - cpu0
+        h = dict(health)
+        h.pop("ts")
+        iv = Interval(start_ns, end_ns, {"io": io, "events": events, "procs": procs,
+                                         "health": htable}, h)
+        for sink in self.sinks:
+            sink(iv)
+        return end_ns, cpu1
+
+    def _io_table(self, keys: np.ndarray, tot: np.ndarray, start_ns: int,
+                  interval_s: float) -> pa.Table:
+        n = len(keys)
+        if n == 0:
+            return S.empty_table("io")
+        tgid = keys["tgid"].astype(np.int64)
+        fds = keys["fd"].astype(np.int64)
+        gens = keys["gen"].astype(np.int64)
+        sysnames = [wire.SYS_NAME.get(int(s), "other") for s in keys["sys"]]
+        kinds, resources, comms, ops, classes = [], [], [], [], []
+        res_cache: dict[tuple[int, int, int], tuple[str, str | None]] = {}
+        for i in range(n):  # per key (bounded by max_keys), not per event
+            k = (int(tgid[i]), int(fds[i]), int(gens[i]))
+            kr = res_cache.get(k)
+            if kr is None:
+                kr = res_cache[k] = self.resolver.resource(*k)
+            kinds.append(kr[0])
+            resources.append(kr[1])
+            ops.append(wire.op_for(sysnames[i], kr[0]))
+            info = self.resolver.procs.get(k[0]) or self.resolver.proc_info(k[0])
+            comms.append(info.comm)
+        if self._redactor is not None:
+            resources = [self._redactor.path(r) for r in resources]
+        from iolens.collector.classify import file_class
+
+        classes = [file_class(r, o, kd) for r, o, kd in zip(resources, ops, kinds)]
+        tid = keys["tid"].astype(np.int32)
+        cols = {
+            "ts": pa.array(np.full(n, start_ns, dtype=np.int64)).cast(S.TS),
+            "interval_s": np.full(n, interval_s),
+            "host": [self.host] * n,
+            "pid": tgid.astype(np.int32),
+            "tid": pa.array(tid, mask=(tid == 0)),
+            "comm": comms, "op": ops, "kind": kinds, "resource": resources,
+            "count": tot["count"].astype(np.int64), "bytes": tot["bytes"].astype(np.int64),
+            "errors": tot["errors"].astype(np.int64),
+            "lat_sum_ns": tot["lat_sum"].astype(np.int64),
+            "lat_max_ns": tot["lat_max"].astype(np.int64),
+            "lat_hist": _trimmed_lists(tot["lat_hist"]),
+            "syscall": sysnames, "fd": fds.astype(np.int32),
+            "size_hist": _trimmed_lists(tot["size_hist"]),
+            "random_ops": tot["random_ops"].astype(np.int64),
+            "file_class": classes,
+            "cgroup_id": [self.resolver.procs[int(p)].cgroup_id if int(p) in self.resolver.procs
+                          else None for p in tgid],
+        }
+        return S.to_table("io", cols)
+
+    def _events_table(self) -> pa.Table:
+        rows, self._events = self._events, []
+        if not rows:
+            return S.empty_table("events")
+        if self._redactor is not None:
+            for r in rows:
+                r["resource"] = self._redactor.path(r["resource"])
+                if r["type"] == "exec":
+                    r["detail"] = self._redactor.path(r["detail"])
+        cols = {k: [r[k] for r in rows] for k in rows[0]}
+        cols["ts"] = pa.array(cols["ts"], pa.int64()).cast(S.TS)
+        cols["host"] = [self.host] * len(rows)
+        return S.to_table("events", cols)
+
+    def _procs_table(self, now_ns: int) -> pa.Table:
+        from iolens.collector.classify import assign_roles
+
+        dirty = [i for i in self.resolver.procs.values() if i.dirty]
+        if not dirty:
+            return S.empty_table("procs")
+        assign_roles(self.resolver.procs, dirty)
+        for i in dirty:
+            i.dirty = False
+        red = self._redactor
+        cols = {
+            "ts": pa.array([now_ns] * len(dirty), pa.int64()).cast(S.TS),
+            "host": [self.host] * len(dirty),
+            "pid": [i.pid for i in dirty], "ppid": [i.ppid for i in dirty],
+            "comm": [i.comm for i in dirty],
+            "cmdline": [red.cmdline(i.cmdline) if red else i.cmdline for i in dirty],
+            "exe": [red.path(i.exe) if red else i.exe for i in dirty],
+            "start_time": pa.array([i.start_ns for i in dirty], pa.int64()).cast(S.TS),
+            "exit_time": pa.array([i.exit_ns for i in dirty], pa.int64()).cast(S.TS),
+            "cgroup": [i.cgroup for i in dirty], "cgroup_id": [i.cgroup_id for i in dirty],
+            "container_id": [i.container_id for i in dirty],
+            "ns_pid": [i.ns_pid for i in dirty], "role": [i.role for i in dirty],
+            "rank": [i.rank for i in dirty],
+        }
+        return S.to_table("procs", cols)
+
+    def _forget_exited(self, now_ns: int) -> None:
+        """Release kernel fd-map entries of exited processes, then their caches."""
+        exited, self._exited = self._exited, []
+        for pid in exited:
+            fds = [fd for (p, fd) in self.resolver.cur if p == pid]
+            if fds:
+                self.probe.forget_fds(pid, fds)
+        # Keep an exited process's info for a minute: late rows may still name it.
+        self.resolver.forget_exited(now_ns - 60 * 10**9)
+
+
+def _detail(ev: wire.RawEvent) -> str | None:
+    if ev.type == "fork":
+        return f"child={ev.arg}"
+    if ev.type == "exec":
+        return S.escape_bytes(ev.path)
+    if ev.type == "mmap":
+        return f"addr=0x{ev.arg:x} len={ev.arg2} off={ev.ret}"
+    if ev.type == "accept":
+        return f"listen_fd={ev.fd2}"
+    return None
+
+
+def _trimmed_lists(hist: np.ndarray) -> pa.Array:
+    """(rows × buckets) counts -> list<int64> without trailing zero buckets."""
+    n, b = hist.shape
+    nz = hist != 0
+    last = np.where(nz.any(axis=1), b - np.argmax(nz[:, ::-1], axis=1), 0)
+    offsets = np.concatenate([[0], np.cumsum(last)]).astype(np.int32)
+    mask = np.arange(b)[None, :] < last[:, None]
+    values = hist[mask].astype(np.int64)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+class CollectorThread(threading.Thread):
+    """Runs a Collector on its own thread (the only thread that touches BCC)."""
+
+    def __init__(self, collector: Collector) -> None:
+        super().__init__(name="iolens-collector", daemon=True)
+        self.collector = collector
+
+    def run(self) -> None:
+        self.collector.run()
+
+
+class LiveSource:
+    """`Source` over a live collector (optionally also writing a capture)."""
+
+    def __init__(self, opts: RecordOptions, record_dir: str | None = None,
+                 extra_sinks: list[Sink] | None = None) -> None:
+        self._q: queue.Queue[Interval] = queue.Queue(maxsize=600)
+        self.writer: CaptureWriter | None = None
+        self.collector = Collector(opts, [])
+        self.meta = self.collector.meta
+        sinks: list[Sink] = []
+        if record_dir:
+            self.writer = CaptureWriter(record_dir, self.meta)
+            sinks.append(lambda iv: self.writer.write_tables(iv.tables, iv.start_ns))
+        sinks.extend(extra_sinks or [])
+        sinks.append(self._enqueue)
+        self.collector.sinks = sinks
+        self.thread = CollectorThread(self.collector)
+        self.thread.start()
+        self._child = None
+        if opts.command:
+            from iolens.collector.launch import launch_after
+
+            self._child = launch_after(opts.command, self.collector)
+
+    @property
+    def status(self) -> str:
+        return self.collector.status
+
+    def _enqueue(self, iv: Interval) -> None:
+        try:
+            self._q.put_nowait(iv)
+        except queue.Full:  # a consumer that stopped reading must not block the collector
+            pass
+
+    def next_interval(self, timeout: float) -> Interval | None:
+        try:
+            return self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    @property
+    def finished(self) -> bool:
+        return self.collector.stopped.is_set() and self._q.empty()
+
+    def close(self) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self._child.terminate()
+        self.collector.stop()
+        self.thread.join(timeout=10)
+        if self.writer is not None:
+            self.writer.close(complete=self.collector.error is None)

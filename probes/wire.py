@@ -1,0 +1,136 @@
+"""Python mirror of probes/events.h: numpy dtypes and ctypes structs, syscall and op names.
+
+In: raw bytes from the kernel (aggregation map batches, ring-buffer records).
+Out: numpy structured arrays / decoded `RawEvent`s. Pure: no bcc import, testable anywhere.
+tests/test_wire.py compiles events.h with BCC and checks sizes and offsets agree.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+from dataclasses import dataclass
+
+import numpy as np
+
+LAT_BUCKETS = 36
+SIZE_BUCKETS = 24
+PATH_MAX = 4096
+ADDR_MAX = 28
+
+# Syscall ids in the order of `enum sys_id` (starting at 1).
+SYSCALLS = (
+    "read", "write", "pread64", "pwrite64", "readv", "writev",
+    "preadv", "pwritev", "preadv2", "pwritev2",
+    "open", "openat", "openat2", "creat", "close",
+    "fsync", "fdatasync", "sync_file_range",
+    "newstat", "newlstat", "newfstatat", "statx", "newfstat",
+    "mmap", "sendfile64", "copy_file_range", "splice", "io_uring_enter",
+    "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
+    "connect", "accept", "accept4", "socket", "socketpair",
+    "dup", "dup2", "dup3", "fcntl", "pipe", "pipe2", "lseek",
+)
+SYS_ID = {name: i + 1 for i, name in enumerate(SYSCALLS)}
+SYS_NAME = {i + 1: name for i, name in enumerate(SYSCALLS)}
+
+_READS = {"read", "pread64", "readv", "preadv", "preadv2"}
+_WRITES = {"write", "pwrite64", "writev", "pwritev", "pwritev2", "sendfile64",
+           "copy_file_range", "splice"}
+_STATIC_OP = {
+    "open": "open", "openat": "open", "openat2": "open", "creat": "open", "close": "close",
+    "fsync": "fsync", "fdatasync": "fsync", "sync_file_range": "fsync",
+    "newstat": "stat", "newlstat": "stat", "newfstatat": "stat", "statx": "stat",
+    "newfstat": "stat", "mmap": "mmap",
+    "sendto": "send", "sendmsg": "send", "sendmmsg": "send",
+    "recvfrom": "recv", "recvmsg": "recv", "recvmmsg": "recv",
+    "connect": "connect", "accept": "accept", "accept4": "accept",
+}
+
+
+def op_for(syscall: str, kind: str) -> str:
+    """The contract's `op` for a syscall on an fd of `kind`.
+
+    On sockets every data-moving call is send or recv, whichever syscall made it.
+    """
+    if syscall in _READS:
+        return "recv" if kind == "socket" else "read"
+    if syscall in _WRITES:
+        return "send" if kind == "socket" else "write"
+    return _STATIC_OP.get(syscall, "other")
+
+
+# enum ev_type
+EV_TYPES = {1: "open", 2: "close", 3: "socket", 4: "connect", 5: "accept", 6: "dup",
+            7: "pipe", 8: "fork", 9: "exec", 10: "exit", 11: "slow", 12: "mmap"}
+COUNTERS = ("lost_events", "agg_overflow", "fd_overflow", "target_overflow")
+
+AGG_KEY = np.dtype([("tgid", "<u4"), ("tid", "<u4"), ("gen", "<u4"), ("fd", "<i4"),
+                    ("sys", "<u2"), ("pad", "<u2")])
+AGG_VAL = np.dtype([("count", "<u8"), ("bytes", "<u8"), ("errors", "<u8"),
+                    ("lat_sum", "<u8"), ("lat_max", "<u8"), ("random_ops", "<u8"),
+                    ("next_off", "<u8"),
+                    ("lat_hist", "<u4", (LAT_BUCKETS,)), ("size_hist", "<u4", (SIZE_BUCKETS,))])
+
+
+class EventHeader(ct.Structure):
+    """`struct event` without its variable-length path."""
+
+    _fields_ = [
+        ("ts", ct.c_uint64), ("lat", ct.c_uint64), ("ret", ct.c_int64),
+        ("arg", ct.c_uint64), ("arg2", ct.c_uint64),
+        ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("gen", ct.c_uint32),
+        ("fd", ct.c_int32), ("fd2", ct.c_int32),
+        ("type", ct.c_uint16), ("sys", ct.c_uint16), ("path_len", ct.c_uint16),
+        ("addr_len", ct.c_uint16), ("addr", ct.c_uint8 * ADDR_MAX), ("comm", ct.c_char * 16),
+    ]
+
+
+EVENT_HDR_SIZE = ct.sizeof(EventHeader)  # 112; the path follows
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """A decoded ring-buffer record (kernel values, not yet enriched)."""
+
+    ts: int
+    type: str
+    sys: str
+    tgid: int
+    tid: int
+    fd: int
+    fd2: int
+    gen: int
+    ret: int
+    lat: int
+    arg: int
+    arg2: int
+    comm: bytes
+    addr: bytes
+    path: bytes
+
+
+def decode_event(buf: bytes) -> RawEvent:
+    """Decode one ring-buffer record (header + path_len bytes of path)."""
+    if len(buf) < EVENT_HDR_SIZE:
+        raise ValueError(f"short event record: {len(buf)} bytes")
+    h = EventHeader.from_buffer_copy(buf[:EVENT_HDR_SIZE])
+    plen = min(h.path_len, len(buf) - EVENT_HDR_SIZE, PATH_MAX)
+    path = bytes(buf[EVENT_HDR_SIZE:EVENT_HDR_SIZE + plen])
+    nul = path.find(b"\0")
+    if nul >= 0:
+        path = path[:nul]
+    return RawEvent(ts=h.ts, type=EV_TYPES.get(h.type, str(h.type)),
+                    sys=SYS_NAME.get(h.sys, ""), tgid=h.tgid, tid=h.tid, fd=h.fd, fd2=h.fd2,
+                    gen=h.gen, ret=h.ret, lat=h.lat, arg=h.arg, arg2=h.arg2,
+                    comm=bytes(h.comm).split(b"\0", 1)[0],
+                    addr=bytes(h.addr[: min(h.addr_len, ADDR_MAX)]), path=path)
+
+
+def sum_percpu(vals: np.ndarray) -> np.ndarray:
+    """(keys × cpus) AGG_VAL records -> per-key totals (max for lat_max)."""
+    out = np.zeros(vals.shape[0], dtype=AGG_VAL)
+    for name in ("count", "bytes", "errors", "lat_sum", "random_ops"):
+        out[name] = vals[name].sum(axis=1)
+    out["lat_max"] = vals["lat_max"].max(axis=1)
+    out["lat_hist"] = vals["lat_hist"].sum(axis=1)
+    out["size_hist"] = vals["size_hist"].sum(axis=1)
+    return out
