@@ -14,7 +14,8 @@ ts/dur in microseconds counted from the start of the capture; the wall-clock ori
   (pid SUMMARY_PID), capture-wide `bytes/s` and `lost events`; a counter falls to 0 for
   intervals where the process did nothing;
 - findings (from `iolens.analysis.rules.run_rules`) as instant "i" events: on their
-  culprit process when it is in the capture, else global.
+  culprit process when it is in the capture, else global; at the time their evidence
+  names (`ts_ns`/`start_ns`), else where the culprit's I/O starts, else at 0.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def build_trace(capture: Capture, findings: Sequence[Any] = ()) -> dict[str, Any
     body += _slices(slow, origin)
     body += _process_counters(io, health, origin)
     body += _summary_counters(io, health, origin)
-    body += _finding_events(findings, origin, names)
+    body += _finding_events(findings, origin, names, _first_seen(io))
     body.sort(key=lambda e: e["ts"])
     head = _metadata(names, slow, body)
     other = {"origin_ns": origin, "origin_utc": _iso(origin), "source": "iolens"}
@@ -267,15 +268,29 @@ def _counter_run(pid: int, name: str, times: list[float],
     return out
 
 
-def _finding_events(findings: Sequence[Any], origin: int,
-                    names: dict[int, str]) -> list[dict[str, Any]]:
-    """Findings as instant events: process-scoped on the culprit pid when known."""
+def _first_seen(io: pa.Table | None) -> dict[int, int]:
+    """pid -> start (wall ns) of the first interval in which it did I/O."""
+    if io is None or io.num_rows == 0:
+        return {}
+    t = pa.table({"pid": io.column("pid"), "ts": io.column("ts").cast(pa.int64())})
+    g = t.group_by("pid").aggregate([("ts", "min")])
+    return dict(zip(g.column("pid").to_pylist(), g.column("ts_min").to_pylist()))
+
+
+def _finding_events(findings: Sequence[Any], origin: int, names: dict[int, str],
+                    first_seen: dict[int, int]) -> list[dict[str, Any]]:
+    """Findings as instant events: process-scoped on the culprit pid when known.
+
+    Placed at the time the evidence names, else where the culprit's I/O starts, else at 0.
+    """
     out = []
     for f in findings or ():
         culprit = dict(getattr(f, "culprit", {}) or {})
         evidence = dict(getattr(f, "evidence", {}) or {})
-        at = _finding_time(evidence)
         pid = culprit.get("pid")
+        at = _finding_time(evidence)
+        if at is None and isinstance(pid, int):
+            at = first_seen.get(pid)
         scoped = isinstance(pid, int) and pid in names
         out.append({
             "ph": "i", "s": "p" if scoped else "g",

@@ -156,3 +156,14 @@ def test_capture_without_events_still_gives_counters(tmp_path):
     _check_trace_event_format(doc)
     assert not [e for e in doc["traceEvents"] if e["ph"] == "X"]
     assert _counter(doc, 7, "bytes/s")[0] == (0, {"read": 0, "write": 1000, "net": 0})
+
+
+def test_finding_without_a_time_sits_where_its_culprit_starts(tmp_path):
+    ivs = [F.interval([F.io_row(pid=7, op="read")], ts=F.T0),
+           F.interval([F.io_row(pid=8, op="read")], ts=F.T0 + 10**9)]
+    findings = [Finding(code=f"X{pid}", category="small-io", severity="warn", title="t",
+                        culprit={"pid": pid}) for pid in (7, 8)]
+    out = tmp_path / "t.json"
+    export_perfetto(synth.capture(tmp_path, ivs), out, findings=findings)
+    inst = [e for e in _load(out)["traceEvents"] if e["ph"] == "i"]
+    assert sorted((e["pid"], e["ts"]) for e in inst) == [(7, 0), (8, 1e6)]
