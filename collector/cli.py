@@ -66,6 +66,8 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
                    help="hive: ROOT/host=H/date=D/<table>/ for many hosts in one tree")
     p.add_argument("--metrics", metavar="ADDR",
                    help="serve Prometheus metrics on ADDR (e.g. :9464 = 127.0.0.1:9464)")
+    p.add_argument("--disable", action="append", default=[], metavar="PROBE",
+                   help="do not load this optional probe (block, pagecache, tcp, gpu...)")
     p.add_argument("--redact", action="store_true",
                    help="hash paths and command-line arguments in the capture")
     p.add_argument("--demo", action="store_true", help="record the bundled demo AI workload")
@@ -90,12 +92,20 @@ def run_record(args: argparse.Namespace) -> int:
     opts = RecordOptions(pids=args.pid, command=command or None, cgroup=args.cgroup,
                          interval_s=args.interval, per_thread=args.per_thread,
                          slow_ms=args.slow_ms, max_keys=args.max_keys,
-                         latency=not args.no_latency, redact=args.redact)
+                         latency=not args.no_latency, redact=args.redact,
+                         disable=list(args.disable))
     if args.print_bpf:
         from iolens.collector.live import build_plan
         from iolens.probes.syscalls import render
 
         print(render(build_plan(opts)))
+        from iolens.probes.registry import EXTRA_PROBES, load_class
+
+        for spec in EXTRA_PROBES:  # optional probes that can show their text do so
+            probe = load_class(spec)(opts)
+            if hasattr(probe, "render"):
+                print(f"// ---- probe {probe.name} ----")
+                print(probe.render())
         return 0
     ra = RecordArgs(out=args.output or default_out_dir(), opts=opts, duration=args.duration,
                     rotate_s=args.rotate, rotate_mb=args.rotate_mb, metrics=args.metrics,

@@ -84,6 +84,7 @@ class Collector:
         self._counters = dict.fromkeys(wire.COUNTERS, 0)
         self.resolver = Resolver()
         self.probe: syscalls.SyscallProbe | None = None
+        self.extra: list = []
         self._redactor = None
         if opts.redact:
             from iolens.collector.redact import Redactor
@@ -112,6 +113,8 @@ class Collector:
             self.status = f"error: {exc}"
         finally:
             self.ready.set()
+            for p in self.extra:
+                p.close()
             if self.probe is not None:
                 self.probe.close()
             self.stopped.set()
@@ -128,9 +131,34 @@ class Collector:
             self.probe.add_target(pid)
         if self.opts.cgroup:
             self.probe.add_cgroup(os.stat(self.opts.cgroup).st_ino)
+        self._start_extra()
         self._apply_requests()
         self.meta.clock.append({"realtime_ns": time.time_ns(), "monotonic_ns": time.monotonic_ns()})
         self.status = "tracing"
+
+    def _start_extra(self) -> None:
+        """Load every optional probe; a refused one is recorded as skipped, with the reason."""
+        from iolens.probes.registry import EXTRA_PROBES, load_class
+
+        wanted = set(self.opts.probes) if self.opts.probes is not None else None
+        for spec in EXTRA_PROBES:
+            try:
+                probe = load_class(spec)(self.opts)
+            except Exception as exc:  # noqa: BLE001 - a broken optional probe must not stop us
+                self.meta.probes_skipped[spec] = f"cannot build: {exc}"
+                continue
+            if probe.name in self.opts.disable or (wanted is not None and probe.name not in wanted):
+                self.meta.probes_skipped[probe.name] = "disabled by option"
+                continue
+            try:
+                probe.start()
+            except Exception as exc:  # noqa: BLE001
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                self.meta.probes_skipped[probe.name] = reason
+                probe.close()
+                continue
+            self.extra.append(probe)
+            self.meta.probes_attached.append(probe.name)
 
     def _apply_requests(self) -> None:
         while True:
@@ -150,6 +178,8 @@ class Collector:
         while not self._stop.is_set():
             self._apply_requests()
             self.probe.poll()
+            for p in self.extra:
+                p.poll()
             wait = min(POLL_S, max(0.0, next_drain - time.monotonic()))
             if self._stop.wait(wait):
                 break
@@ -188,7 +218,17 @@ class Collector:
         interval_s = (end_ns - start_ns) / 1e9
         io = self._io_table(keys, totals, start_ns, interval_s)
         events = self._events_table()
+        tables = {"io": io, "events": events}
+        if self.extra:
+            from iolens.probes.registry import DrainContext
+
+            ctx = DrainContext(start_ns, end_ns, interval_s, self.host, self.resolver,
+                               self.resolver.boot_offset_ns)
+            for p in self.extra:
+                p.poll()
+                tables.update(p.drain(ctx))
         procs = self._procs_table(end_ns)
+        tables["procs"] = procs
         counters = self.probe.counters()
         delta = {k: counters[k] - self._counters.get(k, 0) for k in counters}
         self._counters = counters
@@ -213,8 +253,8 @@ class Collector:
         self.meta.collector_cpu_s += cpu1 - cpu0
         h = dict(health)
         h.pop("ts")
-        iv = Interval(start_ns, end_ns, {"io": io, "events": events, "procs": procs,
-                                         "health": htable}, h)
+        tables["health"] = htable
+        iv = Interval(start_ns, end_ns, tables, h)
         for sink in self.sinks:
             sink(iv)
         return end_ns, cpu1
