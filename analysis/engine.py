@@ -85,7 +85,8 @@ class DuckDBEngine:
                         raise S.SchemaError(f"{fp}: holds table {got!r}, expected {name!r}")
                     good.append(str(fp))
                 except (S.SchemaError, OSError, pa.ArrowException) as exc:
-                    skipped.append((str(fp), str(exc).splitlines()[0] or type(exc).__name__))
+                    why = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    skipped.append((str(fp), why if str(fp) in why else f"{fp}: {why}"))
             if good:
                 files = ", ".join("'" + f.replace("'", "''") + "'" for f in good)
                 # union_by_name: files written by an older minor version may lack a column.

@@ -33,7 +33,8 @@ TOP_PIDS = 8
 def _svg(fig: plt.Figure) -> str:
     """A figure as an inline <svg> element (XML prolog stripped)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    # no date/creator metadata: the same capture gives the same file
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
