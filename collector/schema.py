@@ -135,12 +135,99 @@ HEALTH = pa.schema([
     _f("keys", pa.int64(), "keys", False, "aggregation keys drained"),
 ])
 
-#: every table of a capture, by folder name. Tables added by other probes register here.
+# --- tables of the optional probes (block layer, page cache, mmap faults, TCP, GPU) ----------
+# Rows exist only when the probe attached; capture.json's probes_skipped says why otherwise.
+
+BLOCK = pa.schema([
+    _f("ts", TS, "ns", False, "interval start"),
+    _f("interval_s", pa.float64(), "s", False),
+    _f("host", pa.string(), None, False),
+    _f("device", pa.string(), None, False, "device name, e.g. vda (or MAJ:MIN if unknown)"),
+    _f("dev", pa.string(), None, True, "MAJOR:MINOR"),
+    _f("op", pa.string(), None, False, "read, write, flush, discard, other"),
+    _f("count", pa.int64(), "requests", False, "requests completed"),
+    _f("bytes", pa.int64(), "bytes", False),
+    _f("errors", pa.int64(), "requests", True),
+    _f("lat_sum_ns", pa.int64(), "ns", False, "issue -> completion, summed"),
+    _f("lat_max_ns", pa.int64(), "ns", False),
+    _f("lat_hist", pa.list_(pa.int64()), "requests", False, "log2 ns, as io.lat_hist"),
+    _f("size_hist", pa.list_(pa.int64()), "requests", True, "log2 bytes, as io.size_hist"),
+    _f("seq_count", pa.int64(), "requests", True, "requests starting where the previous ended"),
+    _f("max_inflight", pa.int64(), "requests", True, "queue depth: most requests in flight"),
+])
+
+PAGECACHE = pa.schema([
+    _f("ts", TS, "ns", False, "interval start"),
+    _f("interval_s", pa.float64(), "s", False),
+    _f("host", pa.string(), None, False),
+    _f("pid", pa.int32(), None, False, "process whose access added the pages"),
+    _f("comm", pa.string(), None, True),
+    _f("resource", pa.string(), None, True, "absolute path (null: inode not resolved)"),
+    _f("dev", pa.string(), None, True, "MAJOR:MINOR of the file's filesystem"),
+    _f("ino", pa.int64(), None, True, "inode number"),
+    _f("pages_added", pa.int64(), "pages", False, "page-cache misses that inserted a page"),
+    _f("readahead_pages", pa.int64(), "pages", True),
+    _f("dirtied_pages", pa.int64(), "pages", True),
+    _f("throttle_ns", pa.int64(), "ns", True, "time paused in balance_dirty_pages"),
+    _f("size_bytes", pa.int64(), "bytes", True, "file size when known"),
+    _f("page_bytes", pa.int64(), "bytes", True, "page size (usually 4096)"),
+])
+
+FAULTS = pa.schema([
+    _f("ts", TS, "ns", False, "interval start"),
+    _f("interval_s", pa.float64(), "s", False),
+    _f("host", pa.string(), None, False),
+    _f("pid", pa.int32(), None, False),
+    _f("comm", pa.string(), None, True),
+    _f("resource", pa.string(), None, True, "absolute path of the mapped file"),
+    _f("faults", pa.int64(), "faults", False, "page faults on the file mapping that did I/O"),
+    _f("pages", pa.int64(), "pages", True, "pages brought into the page cache by the faults"),
+    _f("bytes", pa.int64(), "bytes", False, "bytes brought in by the faults"),
+    _f("lat_sum_ns", pa.int64(), "ns", True, "time spent in those faults (null: unknown)"),
+])
+
+TCP = pa.schema([
+    _f("ts", TS, "ns", False, "interval start"),
+    _f("interval_s", pa.float64(), "s", False),
+    _f("host", pa.string(), None, False),
+    _f("pid", pa.int32(), None, True, "owning process when known"),
+    _f("comm", pa.string(), None, True),
+    _f("resource", pa.string(), None, False, "peer: tcp:IP:PORT"),
+    _f("local", pa.string(), None, True, "local IP:PORT"),
+    _f("retransmits", pa.int64(), "segments", False),
+    _f("rcvq_full", pa.int64(), "events", True, "receive queue full / drops"),
+    _f("segs_out", pa.int64(), "segments", True),
+    _f("rtt_us", pa.float64(), "us", True, "smoothed RTT (mean of samples)"),
+    _f("connects", pa.int64(), "connections", True, "connections established"),
+    _f("closes", pa.int64(), "connections", True, "connections closed"),
+    _f("conn_ns_sum", pa.int64(), "ns", True, "lifetime of connections closed"),
+    _f("bytes_sent", pa.int64(), "bytes", True, "socket-layer send lengths"),
+    _f("bytes_received", pa.int64(), "bytes", True, "socket-layer receive lengths"),
+])
+
+GPU = pa.schema([
+    _f("ts", TS, "ns", False, "sample time (interval start)"),
+    _f("interval_s", pa.float64(), "s", False),
+    _f("host", pa.string(), None, False),
+    _f("device", pa.int32(), None, False, "NVML device index"),
+    _f("uuid", pa.string(), None, True),
+    _f("pid", pa.int32(), None, True, "process using the device (null: device-wide row)"),
+    _f("util", pa.float64(), "fraction", True, "GPU utilisation 0..1"),
+    _f("mem_util", pa.float64(), "fraction", True),
+    _f("mem_used_bytes", pa.int64(), "bytes", True),
+])
+
+#: every table of a capture, by folder name.
 TABLES: dict[str, pa.Schema] = {
     "io": IO,
     "procs": PROCS,
     "events": EVENTS,
     "health": HEALTH,
+    "block": BLOCK,
+    "pagecache": PAGECACHE,
+    "faults": FAULTS,
+    "tcp": TCP,
+    "gpu": GPU,
 }
 
 
