@@ -14,8 +14,11 @@ cumulative counters (since the exporter started) and the latest interval's gauge
 Metrics (all names start with ``iolens_``):
 
 I/O, labelled by the series labels below:
-    io_ops_total, io_bytes_total, io_errors_total           counters
-    io_latency_seconds                                      histogram (_bucket/_count/_sum)
+    io_ops_total, io_bytes_total, io_errors_total   counters
+    io_time_seconds_total                           counter: summed syscall latency
+I/O latency, labelled by the histogram labels below (no file paths: histograms cost ~37
+samples per series, so files are grouped by file class; network peers keep their label):
+    io_latency_seconds                              histogram (_bucket/_count/_sum)
 Per process (labels comm, role, rank), latest interval:
     io_wait_fraction   summed syscall latency / interval length (above 1 when several
                        threads wait at once)
@@ -36,12 +39,14 @@ Series labels:
     kind        file, socket, pipe, device, other
     file_class  dataset, checkpoint, weights, log, other (empty for non-files)
     resource    absolute path, or peer (tcp:IP:PORT, udp:..., unix:PATH)
+Histogram labels: the same, with ``peer`` (the resource of socket operations, empty for
+everything else) in place of ``resource``.
 
 Bounded cardinality: in each interval only the `top_n` resources and the `top_n` processes
 (comm, role, rank) with the most summed latency (ties: most bytes) keep their own label
 value; every other resource becomes ``resource="other"`` (keeping its op, kind, file_class
 and process labels) and every other process ``comm="other", role="", rank=""``. Sums over
-all series therefore stay exact. A series not updated for `retain_intervals` intervals is
+all series therefore stay exact. A series not updated for `retain_intervals` (300) intervals is
 dropped (a later return starts from 0, which `rate()` reads as a counter reset), so the
 number of series stays bounded over a long run too.
 
@@ -80,11 +85,14 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
 OTHER = "other"
 SERIES_LABELS = ("comm", "role", "rank", "op", "kind", "file_class", "resource")
+HIST_LABELS = ("comm", "role", "rank", "op", "kind", "file_class", "peer")
 PROC_LABELS = ("comm", "role", "rank")
 #: upper bounds (seconds) of the kernel buckets 0 .. LAT_BUCKETS-2; the last one is +Inf.
 LE_SECONDS = [2.0 ** (i + 1) / 1e9 for i in range(LAT_BUCKETS - 1)]
-# Columns of a cumulative series vector: count, bytes, errors, lat_sum_ns, then the histogram.
-_N_SCALARS = 4
+_LE_TEXT = [repr(le) for le in LE_SECONDS]
+# Cumulative vectors, keyed by (family tag, *labels): "c" counters = count, bytes, errors,
+# lat_sum_ns; "h" histograms = lat_sum_ns, then the LAT_BUCKETS kernel buckets.
+_COUNTER, _HIST = "c", "h"
 _HEALTH_COUNTERS = {  # health field -> metric name (without _total), help
     "lost_events": ("iolens_lost_events", "Events lost to a full ring buffer."),
     "agg_overflow": ("iolens_agg_overflow", "Operations not counted: kernel map full."),
@@ -151,7 +159,7 @@ class MetricsExporter:
     """
 
     def __init__(self, address: str = "127.0.0.1:9464", top_n: int = 20,
-                 retain_intervals: int = 600) -> None:
+                 retain_intervals: int = 300) -> None:
         self.host, self.port = parse_address(address)
         if top_n < 1:
             raise ValueError("top_n must be at least 1")
@@ -304,8 +312,8 @@ def _make_server(host: str, port: int, registry: CollectorRegistry) -> Threading
 
 @dataclass
 class _Aggregate:
-    keys: list[tuple[str, ...]]
-    values: list[np.ndarray]          # per key: count, bytes, errors, lat_sum_ns, hist...
+    keys: list[tuple[str, ...]]       # (family tag, *labels)
+    values: list[np.ndarray]          # per key, see _COUNTER / _HIST
     wait: dict[tuple[str, ...], float]
     folded_resources: int
     folded_processes: int
@@ -313,22 +321,33 @@ class _Aggregate:
 
 def _aggregate(io: pa.Table, proc_info: dict[int, tuple[str, str]], top_n: int,
                length: float) -> _Aggregate:
-    """One interval's io rows -> one value vector per series (labels SERIES_LABELS)."""
+    """One interval's io rows -> one value vector per counter series (tag "c", labels
+    SERIES_LABELS) and per histogram series (tag "h", labels HIST_LABELS)."""
     if io.num_rows == 0:
         return _Aggregate([], [], {}, 0, 0)
     t = _label_table(io, proc_info)
     t, folded_res = _fold_top(t, ["resource"], top_n)
     t, folded_proc = _fold_top(t, list(PROC_LABELS), top_n)
     per = rollup(t, SERIES_LABELS, window_s=length)
-    hist = hist_matrix(per.column("lat_hist"), LAT_BUCKETS)
-    scalars = np.column_stack([np.asarray(per.column(c), dtype=np.int64)
-                               for c in ("count", "bytes", "errors", "lat_sum_ns")])
-    values = np.hstack([scalars, hist])
-    keys = list(zip(*(per.column(c).to_pylist() for c in SERIES_LABELS)))
+    keys = [(_COUNTER, *k) for k in zip(*(per.column(c).to_pylist() for c in SERIES_LABELS))]
+    values = list(np.column_stack([np.asarray(per.column(c), dtype=np.int64)
+                                   for c in ("count", "bytes", "errors", "lat_sum_ns")]))
+    is_socket = pc.equal(t.column("kind"), "socket")
+    peer = pc.if_else(is_socket, t.column("resource"), pa.scalar("", pa.string()))
+    lat = rollup(t.append_column("peer", peer), HIST_LABELS, window_s=length)
+    has_hist = np.asarray(pc.greater(pc.list_value_length(lat.column("lat_hist")), 0))
+    hist = hist_matrix(lat.column("lat_hist"), LAT_BUCKETS)
+    # Latency not measured (--no-latency counts only): no histogram series at all.
+    keep = np.flatnonzero(has_hist & (hist.sum(axis=1) > 0))
+    hkeys = list(zip(*(lat.column(c).to_pylist() for c in HIST_LABELS)))
+    lat_sum = np.asarray(lat.column("lat_sum_ns"), dtype=np.int64)
+    for i in keep.tolist():
+        keys.append((_HIST, *hkeys[i]))
+        values.append(np.concatenate([[lat_sum[i]], hist[i]]))
     procs = rollup(t, PROC_LABELS, window_s=length)
     wait = dict(zip(zip(*(procs.column(c).to_pylist() for c in PROC_LABELS)),
                     procs.column("io_frac").to_pylist()))
-    return _Aggregate(keys, list(values), wait, folded_res, folded_proc)
+    return _Aggregate(keys, values, wait, folded_res, folded_proc)
 
 
 def _label_table(io: pa.Table, proc_info: dict[int, tuple[str, str]]) -> pa.Table:
@@ -394,24 +413,28 @@ def _io_families(t: _Totals) -> Iterator[Metric]:
     nbytes = CounterMetricFamily("iolens_io_bytes", "Bytes moved by successful operations.",
                                  labels=labels)
     errors = CounterMetricFamily("iolens_io_errors", "Failed operations.", labels=labels)
+    busy = CounterMetricFamily("iolens_io_time_seconds", "Time spent inside I/O syscalls "
+                               "(summed latency).", labels=labels)
     lat = HistogramMetricFamily("iolens_io_latency_seconds",
-                                "Syscall latency (in-kernel log2 buckets).", labels=labels)
-    for key, vec in t.series.items():
-        ops.add_metric(key, float(vec[0]))
-        nbytes.add_metric(key, float(vec[1]))
-        errors.add_metric(key, float(vec[2]))
-        cum = np.cumsum(vec[_N_SCALARS:])
-        if cum[-1] == 0:  # latency not measured (exit-only mode): no histogram
+                                "Syscall latency (in-kernel log2 buckets).",
+                                labels=list(HIST_LABELS))
+    for (tag, *key), vec in t.series.items():
+        if tag == _COUNTER:
+            ops.add_metric(key, float(vec[0]))
+            nbytes.add_metric(key, float(vec[1]))
+            errors.add_metric(key, float(vec[2]))
+            busy.add_metric(key, float(vec[3]) / 1e9)
             continue
-        buckets = [(repr(le), float(c)) for le, c in zip(LE_SECONDS, cum[:-1])]
+        cum = np.cumsum(vec[1:]).tolist()
+        buckets = [(le, float(c)) for le, c in zip(_LE_TEXT, cum[:-1])]
         buckets.append(("+Inf", float(cum[-1])))
-        lat.add_metric(key, buckets, sum_value=float(vec[3]) / 1e9)
+        lat.add_metric(key, buckets, sum_value=float(vec[0]) / 1e9)
     wait = GaugeMetricFamily("iolens_io_wait_fraction",
                              "Share of the last interval spent inside I/O syscalls, per "
                              "process (summed over threads).", labels=list(PROC_LABELS))
     for key, frac in t.wait.items():
         wait.add_metric(key, float(frac))
-    yield from (ops, nbytes, errors, lat, wait)
+    yield from (ops, nbytes, errors, busy, lat, wait)
 
 
 def _health_families(t: _Totals) -> Iterator[Metric]:
