@@ -97,6 +97,10 @@ class MainScreen(Screen):
     def on_mount(self) -> None:
         self.app.setup()  # type: ignore[attr-defined]
 
+    def on_resize(self) -> None:
+        # Tall terminals give the verdict panel more lines.
+        self.query_one("#verdicts").styles.height = 5 if self.size.height < 40 else 9
+
 
 class TopApp(App[int]):
     """The live/replay dashboard.
@@ -320,7 +324,7 @@ class TopApp(App[int]):
         if tab == "processes":
             parts.append("tree" if self.tree_mode else "flat")
         shown, total = getattr(tbl, "counts", (0, 0))
-        parts.append(f"{shown}/{total} rows")
+        parts.append(f"{shown} of {total} rows" if shown < total else f"{total} rows")
         if self.snapshot is not None:
             parts.append(f"MB/s over {self.snapshot.rate_window_s:g}s")
         return " " + " · ".join(parts)
@@ -351,7 +355,7 @@ class TopApp(App[int]):
         procs = self.table("processes")
         rows, total = views.process_rows(snap, procs.sort_col, procs.descending, text,
                                          self.tree_mode)
-        procs.counts = (len(rows), total)
+        procs.counts = (sum(1 for r in rows if not r.get("_ancestor")), total)
         procs.show_rows(rows)
         for name, t in (("files", snap.files), ("peers", snap.peers),
                         ("devices", snap.devices)):

@@ -33,6 +33,7 @@ class Col:
     fmt: Callable[[Any], str]
     wide: int | None = None        # width in wide terminals; None = same
     wide_only: bool = False        # shown only when the terminal is wide
+    narrow_only: bool = False      # shown only when it is not
     numeric: bool = True
 
 
@@ -46,7 +47,8 @@ class View:
     filter_fields: tuple[str, ...]
 
     def columns(self, wide: bool) -> list[Col]:
-        return [c for c in self.cols if wide or not c.wide_only]
+        return [c for c in self.cols
+                if not (c.wide_only and not wide) and not (c.narrow_only and wide)]
 
     def sortable(self) -> list[str]:
         return [c.key for c in self.cols]
@@ -61,7 +63,7 @@ PROCESSES = View("processes", (
     Col("name", "PROCESS", 20, _s, 34, numeric=False),
     Col("read_bs", "READ", 6, fmt.mbps, 8),
     Col("write_bs", "WRITE", 6, fmt.mbps, 8),
-    Col("net_bs", "NET", 6, fmt.mbps, wide_only=False),
+    Col("net_bs", "NET", 6, fmt.mbps, narrow_only=True),
     Col("recv_bs", "NET IN", 7, fmt.mbps, wide_only=True),
     Col("send_bs", "NET OUT", 7, fmt.mbps, wide_only=True),
     Col("ops_s", "OPS/s", 7, fmt.rate, wide_only=True),
@@ -166,11 +168,13 @@ def process_rows(snap: Snapshot, sort: str, descending: bool, text: str = "",
     out = []
     for pid, depth, last in order:
         info = snap.procs.get(pid, ProcInfo(pid))
-        r = dict(rows.get(pid) or {"pid": pid, "comm": info.comm})
+        r = dict(rows.get(pid) or {"pid": pid, "comm": info.comm, "_ancestor": True})
         label = info.label
         name = r.get("comm") or info.comm or "?"
         prefix = ("  " * (depth - 1) + ("└─" if last else "├─")) if depth else ""
         r["name"] = f"{prefix}{name}" + (f" [{label}]" if label else "")
+        # narrow terminals: the role says more than a comm like "python"
+        r["name_short"] = f"{prefix}{label}" if label else r["name"]
         series = snap.spark[spark_at[pid]] if pid in spark_at else []
         r["spark"] = series
         r["_key"] = str(pid)

@@ -75,6 +75,8 @@ class HotTable(DataTable):
         if c.key == "spark":
             return Text(fmt.sparkline(v if v is not None else [], width), style="green")
         text = c.fmt(v)
+        if c.key == "name" and len(text) > width and row.get("name_short"):
+            text = row["name_short"]
         if not c.numeric:
             text = fmt.left_trim(text, width) if c.key == "key" else text[:width]
         return Text(text, justify="right" if c.numeric else "left")
@@ -89,10 +91,13 @@ class HotTable(DataTable):
         self.clear()
         self.add_rows([[self._cell(c, r) for c in self._cols] for r in rows])
         self.shown_rows = rows
+        idx = None
         if keep is not None:
             idx = next((i for i, r in enumerate(rows) if r["_key"] == keep), None)
-            if idx is not None:
-                self.move_cursor(row=idx, animate=False, scroll=False)
+        if idx is None:  # first frame: start on the first row with data, not an ancestor
+            idx = next((i for i, r in enumerate(rows) if not r.get("_ancestor")), 0)
+        if rows:
+            self.move_cursor(row=idx, animate=False, scroll=False)
         self.scroll_to(y=scroll_y, animate=False)
 
     def selected(self) -> dict | None:
