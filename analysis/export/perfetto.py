@@ -13,6 +13,9 @@ ts/dur in microseconds counted from the start of the capture; the wall-clock ori
   `I/O wait` (fraction: summed syscall latency / interval); on the "iolens capture" track
   (pid SUMMARY_PID), capture-wide `bytes/s` and `lost events`; a counter falls to 0 for
   intervals where the process did nothing;
+- from the optional probes, when they recorded data, on the "iolens capture" track:
+  `GPU N` (util, mem_util 0..1, averaged per interval), `disk DEV bytes/s` (read, write)
+  and `TCP retransmits`;
 - findings (from `iolens.analysis.rules.run_rules`) as instant "i" events: on their
   culprit process when it is in the capture, else global; at the time their evidence
   names (`ts_ns`/`start_ns`), else where the culprit's I/O starts, else at 0.
@@ -67,6 +70,7 @@ def build_trace(capture: Capture, findings: Sequence[Any] = ()) -> dict[str, Any
     body += _slices(slow, origin)
     body += _process_counters(io, health, origin)
     body += _summary_counters(io, health, origin)
+    body += _device_counters(tables, io, health, origin)
     body += _finding_events(findings, origin, names, _first_seen(io))
     body.sort(key=lambda e: e["ts"])
     head = _metadata(names, slow, body)
@@ -197,7 +201,7 @@ def _process_counters(io: pa.Table | None, health: pa.Table | None,
         return []
     pids = np.asarray(io.column("pid"), dtype=np.int64)
     upid, prow = np.unique(pids, return_inverse=True)
-    icol = np.searchsorted(grid, _ts_ns(io))
+    icol = _cells(grid, _ts_ns(io))
     shape = (len(upid), len(grid))
     series = {
         "read": _matrix(io, prow, icol, shape, "bytes", ("read",)),
@@ -226,7 +230,7 @@ def _summary_counters(io: pa.Table | None, health: pa.Table | None,
     times = _us(np.append(grid, end), origin).tolist()
     out = []
     if io is not None and io.num_rows:
-        icol = np.searchsorted(grid, _ts_ns(io))
+        icol = _cells(grid, _ts_ns(io))
         zero = np.zeros(io.num_rows, dtype=np.int64)
         rates = {k: _matrix(io, zero, icol, (1, len(grid)), "bytes", ops)[0] / length
                  for k, ops in (("read", ("read",)), ("write", ("write",)),
@@ -235,10 +239,67 @@ def _summary_counters(io: pa.Table | None, health: pa.Table | None,
                             {k: np.append(v, 0.0) for k, v in rates.items()})
     if health is not None and health.num_rows:
         lost = np.zeros(len(grid))
-        np.add.at(lost, np.searchsorted(grid, _ts_ns(health)),
+        np.add.at(lost, _cells(grid, _ts_ns(health)),
                   np.asarray(health.column("lost_events").fill_null(0), dtype=np.float64))
         out += _counter_run(SUMMARY_PID, "lost events", times, {"count": np.append(lost, 0.0)})
     return out
+
+
+def _device_counters(tables: dict[str, pa.Table], io: pa.Table | None,
+                     health: pa.Table | None, origin: int) -> list[dict[str, Any]]:
+    """Capture-wide tracks from the optional probes, when they recorded anything:
+    `GPU N` utilisation (util, mem_util: 0..1), `disk DEV bytes/s` (read, write) and
+    `TCP retransmits` (count per interval)."""
+    grid, length = _interval_grid(io, health)
+    if len(grid) == 0:
+        return []
+    times = _us(np.append(grid, int(grid[-1] + length[-1] * 1e9)), origin).tolist()
+    out: list[dict[str, Any]] = []
+    gpu = tables.get("gpu")
+    if gpu is not None and gpu.num_rows:
+        whole = gpu.filter(pc.is_null(gpu.column("pid")))  # device-wide samples
+        gpu = whole if whole.num_rows else gpu
+        for dev, cols in _grid_by(gpu, "device", ("util", "mem_util"), grid, mean=True):
+            out += _counter_run(SUMMARY_PID, f"GPU {dev}", times,
+                                {k: np.append(v, 0.0) for k, v in cols.items()})
+    block = tables.get("block")
+    if block is not None and block.num_rows:
+        for op in ("read", "write"):
+            block = block.append_column(op, pc.if_else(pc.equal(block.column("op"), op),
+                                                       block.column("bytes"), 0))
+        for dev, cols in _grid_by(block, "device", ("read", "write"), grid):
+            out += _counter_run(SUMMARY_PID, f"disk {dev} bytes/s", times,
+                                {k: np.append(v / length, 0.0) for k, v in cols.items()})
+    tcp = tables.get("tcp")
+    if tcp is not None and tcp.num_rows:
+        tcp = tcp.append_column("_all", pa.array(np.zeros(tcp.num_rows, np.int64)))
+        for _, cols in _grid_by(tcp, "_all", ("retransmits",), grid):
+            out += _counter_run(SUMMARY_PID, "TCP retransmits", times,
+                                {"count": np.append(cols["retransmits"], 0.0)})
+    return out
+
+
+def _grid_by(t: pa.Table, key: str, columns: Sequence[str], grid: np.ndarray,
+             mean: bool = False) -> list[tuple[Any, dict[str, np.ndarray]]]:
+    """Per distinct `key`: each column summed (or averaged) into the interval grid."""
+    keys = t.column(key).to_numpy(zero_copy_only=False)
+    ukeys, rows = np.unique(keys, return_inverse=True)
+    cells = _cells(grid, _ts_ns(t))
+    shape = (len(ukeys), len(grid))
+    n = np.zeros(shape)
+    np.add.at(n, (rows, cells), 1.0)
+    sums = {}
+    for c in columns:
+        m = np.zeros(shape)
+        np.add.at(m, (rows, cells), np.asarray(t.column(c).fill_null(0), dtype=np.float64))
+        sums[c] = np.where(n > 0, m / np.maximum(n, 1), 0.0) if mean else m
+    return [(k.item() if hasattr(k, "item") else k, {c: sums[c][i] for c in columns})
+            for i, k in enumerate(ukeys)]
+
+
+def _cells(grid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Index of the interval (start in `grid`) holding each time."""
+    return np.clip(np.searchsorted(grid, ts, side="right") - 1, 0, len(grid) - 1)
 
 
 def _matrix(io: pa.Table, prow: np.ndarray, icol: np.ndarray, shape: tuple[int, int],
