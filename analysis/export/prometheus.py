@@ -149,6 +149,9 @@ class _Totals:
 class MetricsExporter:
     """Serves iolens metrics over HTTP; `update` is cheap and thread-safe.
 
+    Raises ExportError (one line for the user) for a bad address here, and from `start()`
+    when the address cannot be bound.
+
     Args:
         address: see `parse_address` (default 127.0.0.1:9464).
         top_n: resources and processes per interval that keep their own label value.
@@ -160,9 +163,12 @@ class MetricsExporter:
 
     def __init__(self, address: str = "127.0.0.1:9464", top_n: int = 20,
                  retain_intervals: int = 300) -> None:
-        self.host, self.port = parse_address(address)
+        try:
+            self.host, self.port = parse_address(address)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from None
         if top_n < 1:
-            raise ValueError("top_n must be at least 1")
+            raise ExportError("metrics top_n must be at least 1")
         self.top_n = top_n
         self.retain_intervals = retain_intervals
         self._lock = threading.Lock()         # guards self._t (scrapes vs updates)

@@ -254,3 +254,8 @@ def test_a_bad_interval_is_counted_not_raised(exporter):
     assert got["iolens_export_errors_total"] == [({}, 1.0)]
     assert got["iolens_intervals_total"] == [({}, 1.0)]
     assert "lat_hist" in exporter.last_error
+
+
+def test_bad_address_is_an_export_error_before_anything_starts():
+    with pytest.raises(ExportError, match="invalid metrics address"):
+        MetricsExporter("a:b:c")
