@@ -135,9 +135,12 @@ def _process_names(procs: pa.Table | None, io: pa.Table | None,
             g = t.group_by("pid").aggregate([("comm", "max")])
             comm.update(zip(g.column("pid").to_pylist(), g.column("comm_max").to_pylist()))
     if procs is not None and procs.num_rows:
-        p = procs.sort_by("ts")
-        for pid, c, role, rank in zip(*(p.column(n).to_pylist()
-                                        for n in ("pid", "comm", "role", "rank"))):
+        # Latest non-null observation per pid ("last" skips nulls; needs ordered groups).
+        p = procs.select(["ts", "pid", "comm", "role", "rank"]).sort_by("ts") \
+            .group_by("pid", use_threads=False) \
+            .aggregate([("comm", "last"), ("role", "last"), ("rank", "last")])
+        for pid, c, role, rank in zip(*(p.column(n).to_pylist() for n in
+                                        ("pid", "comm_last", "role_last", "rank_last"))):
             if c:
                 comm[pid] = c
             tag = " ".join(x for x in (role, None if rank is None else f"rank {rank}") if x)
@@ -357,7 +360,7 @@ def _finding_events(findings: Sequence[Any], origin: int, names: dict[int, str],
             "ph": "i", "s": "p" if scoped else "g",
             "name": f"{getattr(f, 'severity', 'info')}: {getattr(f, 'title', '')}",
             "cat": "finding", "pid": pid if scoped else SUMMARY_PID, "tid": 0,
-            "ts": float(_us(at, origin)) if at is not None else 0.0,
+            "ts": max(0.0, float(_us(at, origin))) if at is not None else 0.0,
             "args": _json_safe({"code": getattr(f, "code", ""),
                                 "category": getattr(f, "category", ""),
                                 "impact_s": getattr(f, "impact_s", 0.0), "culprit": culprit,

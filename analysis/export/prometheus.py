@@ -248,9 +248,10 @@ class MetricsExporter:
         """Keep pid -> (role, rank) from process observations (latest wins)."""
         if procs.num_rows == 0:
             return
-        for pid, role, rank in zip(procs.column("pid").to_pylist(),
-                                   procs.column("role").to_pylist(),
-                                   procs.column("rank").to_pylist()):
+        last = procs.select(["ts", "pid", "role", "rank"]).sort_by("ts") \
+            .group_by("pid", use_threads=False).aggregate([("role", "last"), ("rank", "last")])
+        for pid, role, rank in zip(*(last.column(n).to_pylist()  # one per process
+                                     for n in ("pid", "role_last", "rank_last"))):
             if role is not None or rank is not None or pid not in self._proc_info:
                 self._proc_info[pid] = (role or "", "" if rank is None else str(rank))
         if len(self._proc_info) > 65536:  # pids recycle; forget the oldest half
