@@ -316,3 +316,21 @@ def unescape_str(text: str) -> bytes:
         pos = m.end()
     out += text[pos:].encode("utf-8")
     return bytes(out)
+
+
+def markdown() -> str:
+    """The schema as Markdown tables (docs/schema.md is generated from this)."""
+    out = [f"Schema version {SCHEMA_VERSION}.\n"]
+    for name, schema in TABLES.items():
+        out.append(f"### `{name}`\n\n| column | type | unit | nullable | meaning |\n|---|---|---|---|---|")
+        for f in schema:
+            meta = f.metadata or {}
+            unit = meta.get(b"unit", b"").decode()
+            doc = meta.get(b"doc", b"").decode().replace("|", "\\|")
+            out.append(f"| `{f.name}` | {f.type} | {unit} | {'yes' if f.nullable else 'no'} | {doc} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown())

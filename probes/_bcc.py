@@ -54,15 +54,15 @@ class Program:
 
     # --- maps ------------------------------------------------------------------------------
     def map_fd(self, name: str) -> int:
-        return self.bpf[name].map_fd
+        return self.bpf[name.encode()].map_fd
 
     def array_set_u32(self, name: str, idx: int, value: int) -> None:
-        t = self.bpf[name]
+        t = self.bpf[name.encode()]
         t[ct.c_int(idx)] = ct.c_uint32(value)
 
     def hash_put_u32_u8(self, name: str, key: int) -> bool:
         """targets-style set membership; False when the map is full."""
-        t = self.bpf[name]
+        t = self.bpf[name.encode()]
         try:
             t[t.Key(key)] = t.Leaf(1)
             return True
@@ -70,7 +70,7 @@ class Program:
             return False
 
     def hash_put_u64_u8(self, name: str, key: int) -> bool:
-        t = self.bpf[name]
+        t = self.bpf[name.encode()]
         try:
             t[t.Key(key)] = t.Leaf(1)
             return True
@@ -79,7 +79,7 @@ class Program:
 
     def fd_forget(self, name: str, tgid: int, fds: list[int]) -> None:
         """Delete (tgid, fd) keys of the fd-generation map (process exited)."""
-        t = self.bpf[name]
+        t = self.bpf[name.encode()]
         for fd in fds:
             k = t.Key()
             k.tgid, k.fd = tgid, fd
@@ -89,7 +89,7 @@ class Program:
                 pass
 
     def percpu_array_sums(self, name: str, n: int) -> list[int]:
-        t = self.bpf[name]
+        t = self.bpf[name.encode()]
         return [int(sum(t[ct.c_int(i)])) for i in range(n)]
 
     def take_percpu_hash(self, name: str, key_dtype: np.dtype, val_dtype: np.dtype,
@@ -128,7 +128,7 @@ class Program:
         return keys, raw.view(val_dtype).reshape(total, self.ncpu)
 
     def map_len(self, name: str) -> int:
-        return len(list(self.bpf[name].keys()))
+        return len(list(self.bpf[name.encode()].keys()))
 
     # --- ring buffer -----------------------------------------------------------------------
     def open_ring_buffer(self, name: str, callback: Callable[[bytes], None]) -> None:
@@ -138,7 +138,7 @@ class Program:
             callback(ct.string_at(data, size))
             return 0
 
-        self.bpf[name].open_ring_buffer(_cb)
+        self.bpf[name.encode()].open_ring_buffer(_cb)
         self._rb_open = True
 
     def consume(self) -> None:
