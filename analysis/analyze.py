@@ -164,12 +164,13 @@ def _analyze(eng: DuckDBEngine, path: str, metas: list[CaptureMeta],
 def _hists(reduced: Reduced) -> dict[str, list[int]]:
     """Merged latency histograms per op (for the HTML report's histogram plot)."""
     from iolens.analysis.rules._common import hist_of
-    ops = reduced.get("ops")
+    ops = reduced.get("ops_hist")
     if ops is None or ops.num_rows == 0:
         return {}
+    scale = 100.0 / (reduced.hist_sample_pct or 100.0)
     out: dict[str, list[int]] = {}
     for op in sorted(set(ops.column("op").to_pylist())):
         h = hist_of(ops.filter(pc.equal(ops.column("op"), op)))
         if h.sum() > 0:
-            out[op] = [int(x) for x in h]
+            out[op] = [int(round(x * scale)) for x in h]
     return out

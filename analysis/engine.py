@@ -38,6 +38,12 @@ class Engine(Protocol):
     def list_item(self, column: str, index: int) -> str:
         """SQL for element `index` (0-based) of a list column, NULL when past its end."""
 
+    def sample(self, table: str, percent: float) -> str:
+        """A FROM item reading about `percent` % of `table` (Spark: TABLESAMPLE (p PERCENT))."""
+
+    def row_count(self, table: str) -> int:
+        """Rows of `table` (cheap: from file metadata), 0 when absent."""
+
 
 class DuckDBEngine:
     """DuckDB in-process engine over Arrow tables or Parquet files.
@@ -49,6 +55,7 @@ class DuckDBEngine:
         self.con = duckdb.connect(config={"threads": threads or max(1, os.cpu_count() or 1)})
         self._columns: dict[str, list[str]] = {}
         self._keep: list[pa.Table] = []  # registered Arrow tables must outlive the queries
+        self._rows: dict[str, int] = {}
 
     @classmethod
     def from_tables(cls, tables: dict[str, pa.Table]) -> DuckDBEngine:
@@ -60,6 +67,7 @@ class DuckDBEngine:
             eng.con.register(name, table)
             eng._keep.append(table)
             eng._columns[name] = list(table.column_names)
+            eng._rows[name] = table.num_rows
         return eng
 
     @classmethod
@@ -80,10 +88,12 @@ class DuckDBEngine:
                 if skip and str(fp) in skip:
                     continue
                 try:
-                    got = S.check_file_schema(pq.read_schema(fp), str(fp))
+                    md = pq.read_metadata(fp)
+                    got = S.check_file_schema(md.schema.to_arrow_schema(), str(fp))
                     if got and got != name:
                         raise S.SchemaError(f"{fp}: holds table {got!r}, expected {name!r}")
                     good.append(str(fp))
+                    eng._rows[name] = eng._rows.get(name, 0) + md.num_rows
                 except (S.SchemaError, OSError, pa.ArrowException) as exc:
                     why = (str(exc).splitlines() or [type(exc).__name__])[0]
                     skipped.append((str(fp), why if str(fp) in why else f"{fp}: {why}"))
@@ -107,6 +117,12 @@ class DuckDBEngine:
     def list_item(self, column: str, index: int) -> str:
         # DuckDB lists are 1-based; an index past the end gives NULL, which SUM ignores.
         return f"{column}[{index + 1}]"
+
+    def sample(self, table: str, percent: float) -> str:
+        return f"{table} TABLESAMPLE {percent:g}% (system)"
+
+    def row_count(self, table: str) -> int:
+        return self._rows.get(table, 0)
 
     def close(self) -> None:
         self.con.close()

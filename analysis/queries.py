@@ -7,14 +7,14 @@ accept (only `Engine.list_item` differs between them). `Reduced` runs them lazil
 Optional tables (written by probes of another issue; absent tables are simply not queried).
 Columns this module expects when they are present:
 
-- ``block``: ts, host, device, op ('read'/'write'), count, bytes, lat_sum_ns, lat_max_ns,
-  lat_hist (log2 ns, like io.lat_hist)
-- ``pagecache``: ts, host, pid, resource, pages_added (page-cache misses that inserted a page),
-  readahead_pages, dirtied_pages, throttle_ns (balance_dirty_pages sleep), size_bytes (file size
-  when known)
-- ``faults``: ts, host, pid, resource, faults (major faults that did I/O), bytes, lat_sum_ns
-- ``tcp``: ts, host, pid, resource (peer, tcp:IP:PORT), segs_out, retransmits, rtt_us
-- ``gpu``: ts, host, device, pid, util (0..1)
+(the schemas are in collector/schema.py; these are the columns read here)
+
+- ``block``: host, device, op, count, bytes, lat_sum_ns, lat_max_ns, lat_hist
+- ``pagecache``: host, pid, resource, pages_added (misses that inserted a page), page_bytes,
+  readahead_pages, dirtied_pages, throttle_ns (balance_dirty_pages sleep), size_bytes
+- ``faults``: host, pid, resource, faults (faults that did I/O), bytes, lat_sum_ns (nullable)
+- ``tcp``: host, pid (nullable), resource (peer, tcp:IP:PORT), segs_out, retransmits, rtt_us
+- ``gpu``: not used by the rules yet
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ import pyarrow.compute as pc
 from iolens.analysis.engine import Engine
 from iolens.collector.schema import LAT_BUCKETS
 
+#: above this many io rows, histograms come from a sample of about this many rows
+HIST_EXACT_ROWS = 2_000_000
+
 #: syscalls that block in poll-like waits (counted as waiting on peers, never as I/O)
 POLL_SYSCALLS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait",
                  "epoll_pwait2")
@@ -40,14 +43,25 @@ def hist_sums(eng: Engine, column: str, n: int, prefix: str) -> str:
 
 
 def ops_sql(eng: Engine) -> str:
-    """Per process, op, kind and file class: totals and the merged latency histogram."""
-    return f"""
+    """Per process, op, kind and file class: totals."""
+    return """
 SELECT host, pid, op, kind, COALESCE(file_class, '') AS file_class,
        SUM(count) AS count, SUM(bytes) AS bytes, SUM(errors) AS errors,
        SUM(lat_sum_ns) AS lat_sum_ns, MAX(lat_max_ns) AS lat_max_ns,
-       SUM(COALESCE(random_ops, 0)) AS random_ops,
-       {hist_sums(eng, 'lat_hist', LAT_BUCKETS, 'h')}
+       SUM(COALESCE(random_ops, 0)) AS random_ops
 FROM io GROUP BY host, pid, op, kind, COALESCE(file_class, '')"""
+
+
+def ops_hist_sql(eng: Engine, sample_pct: float | None = None) -> str:
+    """Merged latency histograms per process, op and kind (columns h0..h35).
+
+    Decoding list columns is the costliest part of a scan, and histograms only feed quantiles
+    in evidence and plots, so above HIST_EXACT_ROWS rows they are taken from a sample.
+    """
+    src = eng.sample("io", sample_pct) if sample_pct else "io"
+    return f"""
+SELECT host, pid, op, kind, {hist_sums(eng, 'lat_hist', LAT_BUCKETS, 'h')}
+FROM {src} GROUP BY host, pid, op, kind"""
 
 
 def resources_sql(eng: Engine) -> str:
@@ -125,6 +139,7 @@ FROM block GROUP BY host, device, op"""
 def pagecache_sql(eng: Engine) -> str:
     return """
 SELECT host, pid, resource, SUM(pages_added) AS pages_added,
+       SUM(pages_added * COALESCE(page_bytes, 4096)) AS miss_bytes,
        SUM(readahead_pages) AS readahead_pages, SUM(dirtied_pages) AS dirtied_pages,
        SUM(throttle_ns) AS throttle_ns, MAX(size_bytes) AS size_bytes
 FROM pagecache GROUP BY host, pid, resource"""
@@ -133,7 +148,7 @@ FROM pagecache GROUP BY host, pid, resource"""
 def faults_sql(eng: Engine) -> str:
     return """
 SELECT host, pid, resource, SUM(faults) AS faults, SUM(bytes) AS bytes,
-       SUM(lat_sum_ns) AS lat_sum_ns
+       SUM(COALESCE(lat_sum_ns, 0)) AS lat_sum_ns, COUNT(lat_sum_ns) AS timed_rows
 FROM faults GROUP BY host, pid, resource"""
 
 
@@ -146,7 +161,7 @@ FROM tcp GROUP BY host, pid, resource"""
 
 #: query name -> (table it needs, SQL builder)
 QUERIES = {
-    "ops": ("io", ops_sql), "resources": ("io", resources_sql), "pid_span": ("io", pid_span_sql),
+    "ops": ("io", ops_sql), "ops_hist": ("io", ops_hist_sql), "resources": ("io", resources_sql), "pid_span": ("io", pid_span_sql),
     "intervals": ("io", intervals_sql), "timeline": ("io", timeline_sql),
     "procs": ("procs", procs_sql), "events": ("events", events_sql),
     "opens": ("events", opens_sql), "health": ("health", health_sql),
@@ -170,9 +185,21 @@ class Reduced:
     def get(self, name: str) -> pa.Table | None:
         if name not in self._cache:
             table, build = QUERIES[name]
-            self._cache[name] = (self.engine.query(build(self.engine))
-                                 if self.engine.has(table) else None)
+            if not self.engine.has(table):
+                self._cache[name] = None
+            elif name == "ops_hist":
+                self._cache[name] = self.engine.query(build(self.engine, self.hist_sample_pct))
+            else:
+                self._cache[name] = self.engine.query(build(self.engine))
         return self._cache[name]
+
+    @property
+    def hist_sample_pct(self) -> float | None:
+        """Percent of io rows the histograms are taken from (None: all of them)."""
+        rows = self.engine.row_count("io")
+        if rows <= HIST_EXACT_ROWS:
+            return None
+        return max(1.0, round(100.0 * HIST_EXACT_ROWS / rows, 2))
 
     def missing_reason(self, table: str) -> str:
         """Why `table` has no data: the probe's skip reason from the capture metadata."""

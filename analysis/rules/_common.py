@@ -56,6 +56,13 @@ class Ctx:
             return _EMPTY_OPS
         return t.filter(where) if where is not None else t
 
+    def hist(self, where: pa.Expression | None = None) -> np.ndarray:
+        """Merged latency histogram of the (pid, op, kind) groups matching `where`."""
+        t = self.reduced.get("ops_hist")
+        if t is None:
+            return np.zeros(LAT_BUCKETS)
+        return hist_of(t.filter(where) if where is not None else t)
+
     def resources(self, where: pa.Expression | None = None) -> pa.Table:
         t = self.reduced.get("resources")
         if t is None:
@@ -86,7 +93,7 @@ def sum_by(t: pa.Table, keys: list[str], cols: list[str]) -> pa.Table:
 
 
 def hist_of(t: pa.Table) -> np.ndarray:
-    """The merged latency histogram (h0..h35 columns) of all rows of an `ops` slice."""
+    """The merged latency histogram (h0..h35 columns) of all rows of an `ops_hist` slice."""
     out = np.zeros(LAT_BUCKETS, dtype=np.float64)
     for i in range(LAT_BUCKETS):
         name = f"h{i}"

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from iolens.analysis.rules import Finding
 from iolens.analysis.rules._common import (
-    FILE_KINDS, META_OPS, Ctx, concurrency, field_in, hist_of, quantile_ms, rnd, role_key,
+    FILE_KINDS, META_OPS, Ctx, concurrency, field_in, quantile_ms, rnd, role_key,
     sum_by, top_rows, total,
 )
 
@@ -26,9 +26,11 @@ def by_group(ctx: Ctx, t: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """Split a small reduced table into peer groups (role, else comm)."""
     if t.num_rows == 0:
         return
-    keys = [role_key(ctx.procs.get(p, {})) for p in t.column("pid").to_pylist()]
-    arr = pa.array(keys)
-    for k in sorted(set(keys)):
+    pids = pc.unique(t.column("pid"))
+    keys = pa.array([role_key(ctx.procs.get(p, {})) for p in pids.to_pylist()])
+    # map each row's pid to its group key without a Python loop over rows
+    arr = pc.take(keys, pc.index_in(t.column("pid"), value_set=pids))
+    for k in sorted(set(keys.to_pylist())):
         yield k, t.filter(pc.equal(arr, k))
 
 
@@ -126,7 +128,7 @@ def sync_stall(ctx: Ctx) -> list[Finding]:
         lat, conc, pid = total(g, "lat_sum_ns"), concurrency(g), lead_pid(g)
         if lat / 1e9 / conc < th["sync_time_fraction"] * ctx.pid_wall(pid):
             continue
-        h = hist_of(g)
+        h = ctx.hist(field_in("pid", _pids(g)) & pc.equal(pc.field("op"), "fsync"))
         written = total(ctx.ops(field_in("pid", _pids(g)) & pc.equal(pc.field("op"), "write")),
                         "bytes")
         res, files = top_resource(ctx, _pids(g), ("fsync",))
@@ -189,8 +191,8 @@ def slow_device(ctx: Ctx) -> list[Finding]:
         if not (avg_ms > th["slow_avg_lat_ms"] or (large and mbps < th["slow_read_mbps"])):
             continue
         conc, pid = concurrency(g), lead_pid(g)
-        h = hist_of(ctx.ops(field_in("pid", _pids(g)) & field_in("kind", FILE_KINDS)
-                            & field_in("op", DATA)))
+        h = ctx.hist(field_in("pid", _pids(g)) & field_in("kind", FILE_KINDS)
+                     & field_in("op", DATA))
         res, files = top_resource(ctx, _pids(g), DATA)
         out.append(Finding(
             code="IO-SLOWDEV", category="slow-device", severity="",

@@ -34,12 +34,12 @@ def cache_miss(ctx: Ctx) -> list[Finding]:
 
 
 def _with_pagecache(ctx: Ctx, per: pa.Table, pcache: pa.Table) -> list[Finding]:
-    j = _pid64(per).join(_pid64(pcache.select(["pid", "resource", "pages_added",
+    j = _pid64(per).join(_pid64(pcache.select(["pid", "resource", "miss_bytes",
                                                 "size_bytes"])),
                  ["pid", "resource"], join_type="inner")
     if j.num_rows == 0:
         return []
-    miss = pc.multiply(pc.cast(j.column("pages_added"), pa.float64()), PAGE)
+    miss = pc.cast(j.column("miss_bytes"), pa.float64())
     size = pc.cast(pc.fill_null(j.column("size_bytes"), 0), pa.float64())
     # re-read: more bytes read than the file holds; a miss share that high means they came
     # from the device each time.
@@ -48,7 +48,7 @@ def _with_pagecache(ctx: Ctx, per: pa.Table, pcache: pa.Table) -> list[Finding]:
                                       pc.multiply(size, 1.5)))
     share = pc.divide(miss, pc.max_element_wise(pc.cast(j.column("bytes"), pa.float64()), 1.0))
     hit = j.filter(pc.and_(reread, pc.greater_equal(share, ctx.th["cache_miss_share"])))
-    return _finding(ctx, hit, total(hit, "pages_added") * PAGE, "pagecache")
+    return _finding(ctx, hit, total(hit, "miss_bytes"), "pagecache")
 
 
 def _from_reopens(ctx: Ctx, per: pa.Table) -> list[Finding]:
@@ -99,10 +99,13 @@ def mmap_fault_io(ctx: Ctx) -> list[Finding]:
     faults = ctx.reduced.get("faults")
     if faults is None:
         return _mmap_without_faults(ctx)
-    per = sum_by(faults, ["pid"], ["faults", "bytes", "lat_sum_ns"])
+    per = sum_by(faults, ["pid"], ["faults", "bytes", "lat_sum_ns", "timed_rows"])
     out = []
     for row in per.to_pylist():
         t = row["lat_sum_ns"] / 1e9
+        if not row["timed_rows"]:
+            out.append(_untimed(ctx, row))
+            continue
         if t < ctx.th["fault_time_fraction"] * ctx.pid_wall(row["pid"]):
             continue
         files = top_rows(faults.filter(pc.equal(faults.column("pid"), row["pid"])),
@@ -121,6 +124,16 @@ def mmap_fault_io(ctx: Ctx) -> list[Finding]:
 _MMAP_REC = ("Pre-fault the mapping (MAP_POPULATE / madvise(MADV_WILLNEED)), read the weights "
              "with large sequential reads instead of faulting them page by page, or keep them "
              "on faster storage / in the page cache.")
+
+
+def _untimed(ctx: Ctx, row: dict) -> Finding:
+    """Faults that did I/O, but their duration was not recorded: no impact claimed."""
+    return Finding(code="IO-MMAPFAULT-UNTIMED", category="mmap-fault-io", severity="info",
+                   title=f"{int(row['faults']):,} page faults read {row['bytes'] / 1e6:,.1f} MB "
+                         "of mmap'd files (duration not recorded)",
+                   culprit=ctx.culprit(row["pid"]), impact_s=0.0,
+                   evidence={"faults": int(row["faults"]), "bytes": int(row["bytes"])},
+                   recommendation=_MMAP_REC)
 
 
 def _mmap_without_faults(ctx: Ctx) -> list[Finding]:

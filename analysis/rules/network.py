@@ -105,8 +105,12 @@ def network_loss(ctx: Ctx) -> list[Finding]:
     return out
 
 
-def _loss(ctx: Ctx, pid: int, peer: str, share: float, ev: dict) -> Finding:
-    r = ctx.resources(pc.equal(pc.field("pid"), pid) & pc.equal(pc.field("resource"), peer))
+def _loss(ctx: Ctx, pid: int | None, peer: str, share: float, ev: dict) -> Finding:
+    r = ctx.resources(pc.equal(pc.field("resource"), peer))
+    if pid is None and r.num_rows:  # tcp rows may lack the owner: take who talked most
+        pid = int(top_rows(r, "lat_sum_ns", 1)[0]["pid"])
+    if pid is not None and r.num_rows:
+        r = r.filter(pc.equal(r.column("pid"), pid))
     lat = total(r, "lat_sum_ns")
     return Finding(code="NET-LOSS", category="network-loss", severity="",
                    title=f"{share:.1%} lost/failed on {peer}",
@@ -128,4 +132,3 @@ def _dedupe_peer(found: list[Finding]) -> list[Finding]:
 
 
 RULES = (network_latency, network_bandwidth, network_loss)
-__all__ = ["RULES", "top_rows"]

@@ -142,12 +142,14 @@ def healthy() -> tuple[Tables, dict[str, Any]]:
 
 
 def with_table(tables: Tables, name: str, cols: dict[str, list]) -> Tables:
-    """Add an optional table (block, pagecache, faults, tcp) as a plain Arrow table; `ts`
-    values are ints (ns) turned into the schema's timestamp type."""
+    """Add a table of the real schema (optional probe tables: block, pagecache, faults, tcp;
+    or events), missing columns null; `ts` values are ints (ns)."""
     cols = dict(cols)
+    n = len(next(iter(cols.values())))
+    cols.setdefault("interval_s", [1.0] * n)
     if "ts" in cols:
         cols["ts"] = pa.array(cols["ts"], pa.int64()).cast(S.TS)
-    return {**tables, name: pa.table(cols)}
+    return {**tables, name: S.to_table(name, cols)}
 
 
 BUILDERS = {"small-io": small_io, "metadata-heavy": metadata_heavy, "sync-stall": sync_stall,
