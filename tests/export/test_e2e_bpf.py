@@ -177,7 +177,11 @@ def test_metrics_endpoint_equals_the_capture(tmp_path):
     else:
         assert shown == written
     lat_sum = pc.sum(first.column("lat_sum_ns")).as_py() / 1e9
+    assert _total(got, "iolens_io_time_seconds_total") == pytest.approx(lat_sum, rel=1e-9)
     assert _total(got, "iolens_io_latency_seconds_sum") == pytest.approx(lat_sum, rel=1e-9)
+    hist_count = _total(got, "iolens_io_latency_seconds_count")
+    lat_rows = first.filter(pc.greater(first.column("lat_sum_ns"), 0))
+    assert hist_count == pc.sum(pc.list_flatten(lat_rows.column("lat_hist"))).as_py()
     lost = pc.sum(health.filter(pc.is_in(health.column("ts").cast(pa.int64()),
                                          pa.array(starts))).column("lost_events")).as_py()
     assert _total(got, "iolens_lost_events_total") == lost
