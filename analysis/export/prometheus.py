@@ -22,6 +22,10 @@ samples per series, so files are grouped by file class; network peers keep their
 Per process (labels comm, role, rank), latest interval:
     io_wait_fraction   summed syscall latency / interval length (above 1 when several
                        threads wait at once)
+From the optional probes, when they ran (labels device, op / peer / device):
+    block_ops_total, block_bytes_total, block_time_seconds_total    counters
+    tcp_retransmits_total{peer}        counter (top_n peers by retransmits, rest `other`)
+    gpu_utilization, gpu_memory_utilization                           gauges, 0..1
 Collector health:
     lost_events_total, agg_overflow_total, fd_overflow_total, collector_cpu_seconds_total,
     intervals_total, export_errors_total                     counters
@@ -93,6 +97,9 @@ _LE_TEXT = [repr(le) for le in LE_SECONDS]
 # Cumulative vectors, keyed by (family tag, *labels): "c" counters = count, bytes, errors,
 # lat_sum_ns; "h" histograms = lat_sum_ns, then the LAT_BUCKETS kernel buckets.
 _COUNTER, _HIST = "c", "h"
+# ... and from the optional probes: "b" block (device, op) = count, bytes, lat_sum_ns;
+# "t" TCP (peer) = retransmits.
+_BLOCK, _TCP = "b", "t"
 _HEALTH_COUNTERS = {  # health field -> metric name (without _total), help
     "lost_events": ("iolens_lost_events", "Events lost to a full ring buffer."),
     "agg_overflow": ("iolens_agg_overflow", "Operations not counted: kernel map full."),
@@ -135,6 +142,7 @@ class _Totals:
     series: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict)
     last_seen: dict[tuple[str, ...], int] = field(default_factory=dict)
     wait: dict[tuple[str, ...], float] = field(default_factory=dict)
+    gpu: dict[str, tuple[float, float]] = field(default_factory=dict)
     health_totals: dict[str, float] = field(default_factory=dict)
     health_last: dict[str, float] = field(default_factory=dict)
     intervals: int = 0
@@ -236,6 +244,7 @@ class MetricsExporter:
                 length = interval.interval_s or float(interval.health.get("interval_s") or 0) \
                     or meta.interval_s
                 agg = _aggregate(interval.table("io"), self._proc_info, self.top_n, length)
+                _add_optional(agg, interval, self.top_n)
             except Exception as exc:  # noqa: BLE001 - see the docstring
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 with self._lock:
@@ -274,6 +283,7 @@ class MetricsExporter:
         for k in stale:
             del t.series[k], t.last_seen[k]
         t.wait = agg.wait
+        t.gpu = agg.gpu
         h = interval.health
         for name in _HEALTH_COUNTERS:
             t.health_totals[name] = t.health_totals.get(name, 0.0) + float(h.get(name) or 0)
@@ -291,7 +301,7 @@ class MetricsExporter:
         with self._lock:
             t = self._t
             return _Totals(series={k: v.copy() for k, v in t.series.items()},
-                           wait=dict(t.wait), health_totals=dict(t.health_totals),
+                           wait=dict(t.wait), gpu=dict(t.gpu), health_totals=dict(t.health_totals),
                            health_last=dict(t.health_last), intervals=t.intervals,
                            interval_s=t.interval_s, last_end_s=t.last_end_s,
                            folded_resources=t.folded_resources,
@@ -324,6 +334,7 @@ class _Aggregate:
     wait: dict[tuple[str, ...], float]
     folded_resources: int
     folded_processes: int
+    gpu: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _aggregate(io: pa.Table, proc_info: dict[int, tuple[str, str]], top_n: int,
@@ -355,6 +366,35 @@ def _aggregate(io: pa.Table, proc_info: dict[int, tuple[str, str]], top_n: int,
     wait = dict(zip(zip(*(procs.column(c).to_pylist() for c in PROC_LABELS)),
                     procs.column("io_frac").to_pylist()))
     return _Aggregate(keys, values, wait, folded_res, folded_proc)
+
+
+def _add_optional(agg: _Aggregate, interval: Interval, top_n: int) -> None:
+    """Fold the optional probes' tables (block, tcp, gpu) of one interval into `agg`."""
+    block = interval.table("block")
+    if block.num_rows:
+        g = block.group_by(["device", "op"]).aggregate(
+            [("count", "sum"), ("bytes", "sum"), ("lat_sum_ns", "sum")])
+        vals = np.column_stack([np.asarray(g.column(c).fill_null(0), dtype=np.int64)
+                                for c in ("count_sum", "bytes_sum", "lat_sum_ns_sum")])
+        agg.keys += [(_BLOCK, d, o) for d, o in zip(g.column("device").to_pylist(),
+                                                     g.column("op").to_pylist())]
+        agg.values += list(vals)
+    tcp = interval.table("tcp")
+    if tcp.num_rows:
+        t = pa.table({"resource": tcp.column("resource").fill_null(""),
+                      "lat_sum_ns": tcp.column("retransmits").fill_null(0),
+                      "bytes": tcp.column("segs_out").fill_null(0)})
+        t, _ = _fold_top(t, ["resource"], top_n)  # peers ranked by retransmits
+        g = t.group_by("resource").aggregate([("lat_sum_ns", "sum")])
+        agg.keys += [(_TCP, peer) for peer in g.column("resource").to_pylist()]
+        agg.values += list(np.asarray(g.column("lat_sum_ns_sum"), dtype=np.int64)[:, None])
+    gpu = interval.table("gpu")
+    if gpu.num_rows:
+        whole = gpu.filter(pc.is_null(gpu.column("pid")))  # device-wide samples
+        g = (whole if whole.num_rows else gpu).group_by("device").aggregate(
+            [("util", "mean"), ("mem_util", "mean")])
+        agg.gpu = {str(d): (u, m) for d, u, m in zip(*(g.column(c).to_pylist() for c in
+                                                       ("device", "util_mean", "mem_util_mean")))}
 
 
 def _label_table(io: pa.Table, proc_info: dict[int, tuple[str, str]]) -> pa.Table:
@@ -426,6 +466,8 @@ def _io_families(t: _Totals) -> Iterator[Metric]:
                                 "Syscall latency (in-kernel log2 buckets).",
                                 labels=list(HIST_LABELS))
     for (tag, *key), vec in t.series.items():
+        if tag in (_BLOCK, _TCP):
+            continue
         if tag == _COUNTER:
             ops.add_metric(key, float(vec[0]))
             nbytes.add_metric(key, float(vec[1]))
@@ -442,6 +484,38 @@ def _io_families(t: _Totals) -> Iterator[Metric]:
     for key, frac in t.wait.items():
         wait.add_metric(key, float(frac))
     yield from (ops, nbytes, errors, busy, lat, wait)
+    yield from _optional_families(t)
+
+
+def _optional_families(t: _Totals) -> Iterator[Metric]:
+    """Block devices, TCP retransmits and GPU utilisation, when those probes ran."""
+    dev = ["device", "op"]
+    fams = {
+        "ops": CounterMetricFamily("iolens_block_ops", "Block requests completed.", labels=dev),
+        "bytes": CounterMetricFamily("iolens_block_bytes", "Bytes moved by block requests.",
+                                     labels=dev),
+        "time": CounterMetricFamily("iolens_block_time_seconds", "Block request time, issue "
+                                    "to completion, summed.", labels=dev),
+    }
+    retrans = CounterMetricFamily("iolens_tcp_retransmits", "TCP segments retransmitted.",
+                                  labels=["peer"])
+    for (tag, *key), vec in t.series.items():
+        if tag == _BLOCK:
+            fams["ops"].add_metric(key, float(vec[0]))
+            fams["bytes"].add_metric(key, float(vec[1]))
+            fams["time"].add_metric(key, float(vec[2]) / 1e9)
+        elif tag == _TCP:
+            retrans.add_metric(key, float(vec[0]))
+    util = GaugeMetricFamily("iolens_gpu_utilization", "GPU utilisation 0..1, last interval.",
+                             labels=["device"])
+    mem = GaugeMetricFamily("iolens_gpu_memory_utilization", "GPU memory utilisation 0..1, "
+                            "last interval.", labels=["device"])
+    for device, (u, m) in t.gpu.items():
+        if u is not None:
+            util.add_metric([device], float(u))
+        if m is not None:
+            mem.add_metric([device], float(m))
+    yield from (*fams.values(), retrans, util, mem)
 
 
 def _health_families(t: _Totals) -> Iterator[Metric]:

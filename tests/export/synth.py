@@ -68,3 +68,10 @@ def capture(tmp_path: Path, ivs: list[Interval] | None = None) -> Capture:
     path = F.write_capture(tmp_path / "cap", ivs if ivs is not None else intervals(),
                            command=["python", "train.py"])
     return read_capture(path)
+
+
+def table_rows(name: str, rows: list[dict]) -> pa.Table:
+    """Rows of any schema table (block, tcp, gpu, ...); missing fields are null."""
+    cols = {f.name: [r.get(f.name) for r in rows] for f in S.TABLES[name]}
+    cols["ts"] = pa.array(cols["ts"], pa.int64()).cast(S.TS)
+    return S.to_table(name, cols)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import pyarrow as pa
 import pytest
 
 from iolens.analysis.export import ExportError
@@ -170,27 +169,20 @@ def test_finding_without_a_time_sits_where_its_culprit_starts(tmp_path):
     assert sorted((e["pid"], e["ts"]) for e in inst) == [(7, 0), (8, 1e6)]
 
 
-def _rows(name: str, rows: list[dict]) -> pa.Table:
-    from iolens.collector import schema as S
-    cols = {f.name: [r.get(f.name) for r in rows] for f in S.TABLES[name]}
-    cols["ts"] = pa.array(cols["ts"], pa.int64()).cast(S.TS)
-    return S.to_table(name, cols)
-
-
 def test_gpu_disk_and_tcp_tables_become_capture_counters(tmp_path):
     ivs = synth.intervals()[:2]
     common = dict(interval_s=1.0, host=F.HOST)
-    ivs[0].tables["gpu"] = _rows("gpu", [
+    ivs[0].tables["gpu"] = synth.table_rows("gpu", [
         dict(ts=F.T0, device=0, util=0.9, mem_util=0.5, **common),
         dict(ts=F.T0, device=0, pid=synth.PID, util=0.9, **common)])
-    ivs[1].tables["gpu"] = _rows("gpu", [
+    ivs[1].tables["gpu"] = synth.table_rows("gpu", [
         dict(ts=F.T0 + 10**9, device=0, util=0.25, mem_util=0.5, **common)])
-    ivs[1].tables["block"] = _rows("block", [
+    ivs[1].tables["block"] = synth.table_rows("block", [
         dict(ts=F.T0 + 10**9, device="vda", op="write", count=4, bytes=8 << 20,
              lat_sum_ns=1, lat_max_ns=1, lat_hist=[1], **common),
         dict(ts=F.T0 + 10**9, device="vda", op="flush", count=1, bytes=0,
              lat_sum_ns=1, lat_max_ns=1, lat_hist=[1], **common)])
-    ivs[1].tables["tcp"] = _rows("tcp", [
+    ivs[1].tables["tcp"] = synth.table_rows("tcp", [
         dict(ts=F.T0 + 10**9, resource="tcp:10.0.0.2:29500", retransmits=2, **common),
         dict(ts=F.T0 + 10**9, resource="tcp:10.0.0.3:29500", retransmits=1, **common)])
     out = tmp_path / "t.json"

@@ -259,3 +259,29 @@ def test_a_bad_interval_is_counted_not_raised(exporter):
 def test_bad_address_is_an_export_error_before_anything_starts():
     with pytest.raises(ExportError, match="invalid metrics address"):
         MetricsExporter("a:b:c")
+
+
+def test_block_tcp_and_gpu_tables_become_metrics(exporter):
+    iv = synth.intervals()[0]
+    common = dict(ts=F.T0, interval_s=1.0, host=F.HOST)
+    iv.tables["block"] = synth.table_rows("block", [
+        dict(device="vda", op="write", count=4, bytes=8 << 20, lat_sum_ns=2_000_000,
+             lat_max_ns=1, lat_hist=[1], **common),
+        dict(device="vda", op="write", count=1, bytes=4096, lat_sum_ns=1_000_000,
+             lat_max_ns=1, lat_hist=[1], **common)])
+    iv.tables["tcp"] = synth.table_rows("tcp", [
+        dict(resource="tcp:10.0.0.2:29500", retransmits=2, **common),
+        dict(resource="tcp:10.0.0.3:29500", retransmits=1, **common)])
+    iv.tables["gpu"] = synth.table_rows("gpu", [dict(device=0, util=0.25, mem_util=0.5, **common),
+                                     dict(device=0, pid=synth.PID, util=0.2, **common)])
+    exporter.update(iv, CaptureMeta())
+    exporter.update(iv, CaptureMeta())
+    got = samples(scrape(exporter.url))
+    labels = {"device": "vda", "op": "write"}
+    assert got["iolens_block_ops_total"] == [(labels, 10.0)]
+    assert got["iolens_block_bytes_total"] == [(labels, 2.0 * ((8 << 20) + 4096))]
+    assert got["iolens_block_time_seconds_total"] == [(labels, pytest.approx(0.006))]
+    assert by(got["iolens_tcp_retransmits_total"], "peer") == {
+        ("tcp:10.0.0.2:29500",): 4.0, ("tcp:10.0.0.3:29500",): 2.0}
+    assert got["iolens_gpu_utilization"] == [({"device": "0"}, 0.25)]
+    assert got["iolens_gpu_memory_utilization"] == [({"device": "0"}, 0.5)]
