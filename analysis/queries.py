@@ -101,7 +101,8 @@ def procs_sql(eng: Engine) -> str:
     cols = ("ppid", "comm", "cmdline", "role", "rank", "exit_time", "start_time", "cgroup")
     picks = ", ".join(
         f"MAX_BY({c}, CASE WHEN {c} IS NULL THEN NULL ELSE ts END) AS {c}" for c in cols)
-    return f"SELECT host, pid, {picks}, MAX(ts) AS seen_ts FROM procs GROUP BY host, pid"
+    return (f"SELECT host, pid, {picks}, MIN(ts) AS first_seen, MAX(ts) AS seen_ts "
+            "FROM procs GROUP BY host, pid")
 
 
 def events_sql(eng: Engine) -> str:
@@ -270,11 +271,13 @@ def _widen_span(d: dict[str, Any], row: dict[str, Any], start: int | None,
     """Stretch a process's span with what procs knows (start/exit time), clipped to the
     capture: a process that computes without I/O for a while still lives that long."""
     st, ex = row.get("start_time"), row.get("exit_time")
-    st_ns = _ns(st)
+    # no start time: the first observation (made at fork/exec) is the best lower bound
+    st_ns = _ns(st) if st is not None else _ns(row.get("first_seen"))
     ex_ns = _ns(ex)
     if st_ns is not None and start is not None:
         st_ns = max(st_ns, start)
-        d["first_ns"] = min(d["first_ns"], st_ns) if d.get("first_ns") else st_ns
+        d["first_ns"] = st_ns if st is not None or not d.get("first_ns") else \
+            max(d["first_ns"], st_ns)
     last = ex_ns if ex_ns is not None else end
     if last is not None:
         if end is not None:

@@ -71,7 +71,7 @@ def decide(ctx: Ctx) -> Verdict:
              sum_by(wait_on_peers(ctx.ops()), ["pid"], ["lat_sum_ns"]).to_pylist()}
     roles: dict[str, list[float]] = {}
     tot_io = tot_wall = 0.0
-    for pid, info in ctx.procs.items():
+    for pid, info in _substantial(ctx).items():
         wall = ctx.pid_wall(pid)
         io = min(per.get(pid, 0.0), wall)
         r = roles.setdefault(role_key(info), [0.0, 0.0, 0.0, 0.0])
@@ -90,6 +90,14 @@ def decide(ctx: Ctx) -> Verdict:
     io_bound = frac >= th["io_bound_fraction"] or any(m >= th["io_bound_fraction"] for m in main)
     return Verdict(io_bound, frac, _summary(io_bound, frac, per_role, data_wait, th),
                    data_wait, per_role)
+
+
+def _substantial(ctx: Ctx) -> dict[int, dict[str, Any]]:
+    """Processes that lived at least a tenth of the capture: short helpers (shell wrappers,
+    pyenv shims, `ip` calls) would otherwise outweigh the workload by their number."""
+    floor = 0.1 * ctx.wall_s
+    keep = {p: i for p, i in ctx.procs.items() if ctx.pid_wall(p) >= floor}
+    return keep or ctx.procs
 
 
 def _summary(io_bound: bool, frac: float, per_role: dict, data_wait: float,

@@ -46,8 +46,9 @@ class Ctx:
 
     def pid_wall(self, pid: int) -> float:
         """A process's wall time in the capture (never 0, never above the capture)."""
-        w = self.procs.get(pid, {}).get("wall_s") or self.wall_s
-        return max(min(w, self.wall_s or w), 1e-9)
+        w = self.procs.get(pid, {}).get("wall_s")
+        w = self.wall_s if w is None else w
+        return max(min(w, self.wall_s or w), 1e-3)
 
     def ops(self, where: pa.Expression | None = None) -> pa.Table:
         """The per-(pid, op, kind, file_class) reduction, optionally filtered."""

@@ -44,7 +44,8 @@ def top_resource(ctx: Ctx, pids: list[int], ops: tuple[str, ...],
                  kinds: tuple[str, ...] = FILE_KINDS) -> tuple[str | None, list[dict]]:
     """The resource (or, when time is spread over many files, their common directory) where
     `pids` spent the most time in `ops`; plus the top few resources as evidence."""
-    r = ctx.resources(field_in("pid", pids) & field_in("op", ops) & field_in("kind", kinds))
+    r = ctx.resources(field_in("pid", pids) & field_in("op", ops) & field_in("kind", kinds)
+                      & pc.not_equal(pc.field("resource"), ""))
     if r.num_rows == 0:
         return None, []
     per = sum_by(r, ["resource"], ["lat_sum_ns", "count", "bytes"])

@@ -16,6 +16,7 @@ from iolens.analysis.rules._common import (
 )
 
 PAGE = 4096
+DATA_CLASSES = ("weights", "dataset", "checkpoint")
 _CACHE_REC = ("Keep the data cached: give the job enough memory (cgroup memory.max / "
               "page cache), avoid O_DIRECT or fadvise(DONTNEED) on data read every epoch, "
               "or cache decoded samples in RAM / on local disk after the first epoch.")
@@ -138,10 +139,12 @@ def _untimed(ctx: Ctx, row: dict) -> Finding:
 
 def _mmap_without_faults(ctx: Ctx) -> list[Finding]:
     """No fault data: name the mmap'd files (info, no impact claimed) and say why."""
-    m = ctx.ops(field_in("kind", FILE_KINDS) & pc.equal(pc.field("op"), "mmap"))
+    # shared libraries are mmap'd by every process: only data/model files count here
+    data = field_in("file_class", DATA_CLASSES)
+    m = ctx.ops(field_in("kind", FILE_KINDS) & pc.equal(pc.field("op"), "mmap") & data)
     if m.num_rows == 0:
         return []
-    r = ctx.resources(field_in("kind", FILE_KINDS) & pc.equal(pc.field("op"), "mmap"))
+    r = ctx.resources(field_in("kind", FILE_KINDS) & pc.equal(pc.field("op"), "mmap") & data)
     files = [x["resource"] for x in top_rows(r, "count", 3)] if r.num_rows else []
     pid = int(top_rows(m, "count", 1)[0]["pid"])
     return [Finding(code="IO-MMAP-NODATA", category="mmap-fault-io", severity="info",

@@ -134,11 +134,14 @@ def test_mmap_fault_io_from_faults_table():
 
 def test_mmap_without_faults_table_says_no_data():
     rows = synth._ivs([F.io_row(pid=951, op="mmap", resource="/models/w.bin", count=1,
-                                nbytes=0, lat_ns=10_000)])
+                                nbytes=0, lat_ns=10_000, file_class="weights"),
+                       F.io_row(pid=951, op="mmap", resource="/lib/libc.so.6", count=1,
+                                nbytes=0, lat_ns=10_000, file_class="other")])
     tables = synth._tables(rows, [synth._proc(951)])
     found = run_rules(tables, meta=type("M", (), {"probes_skipped": {"faults": "not built"}}))
     f = [x for x in found if x.category == "mmap-fault-io"][0]
     assert f.severity == "info" and "not built" in f.evidence["faults"]
+    assert f.evidence["files"] == ["/models/w.bin"]  # shared libraries are not reported
 
 
 def test_network_loss_from_tcp_table():
