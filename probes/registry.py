@@ -20,7 +20,9 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-EXTRA_PROBES: list[str] = []
+EXTRA_PROBES: list[str] = [
+    "iolens.probes.block:BlockProbe",          # block table (device view)
+]
 
 
 @dataclass
