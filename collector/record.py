@@ -13,6 +13,7 @@ when stopped by SIGINT/SIGTERM/SIGHUP: the capture is complete); 2 bad input; 69
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -48,6 +49,13 @@ class RecordArgs:
 def validate(a: RecordArgs) -> None:
     """Raise UsageError for input that cannot work (before anything is created)."""
     o = a.opts
+    for name, v in (("duration", a.duration), ("interval", o.interval_s),
+                    ("--slow-ms", o.slow_ms), ("--rotate", a.rotate_s),
+                    ("--rotate-mb", a.rotate_mb)):
+        if v is not None and not math.isfinite(v):
+            raise UsageError(f"{name} must be a finite number, got {v:g}")
+    if a.rotate_s <= 0 or a.rotate_mb <= 0:
+        raise UsageError("--rotate and --rotate-mb must be positive")
     if a.duration is not None and a.duration <= 0:
         raise UsageError(f"duration must be positive, got {a.duration:g}")
     if not 0.05 <= o.interval_s <= 3600:
@@ -119,6 +127,13 @@ def run_record(a: RecordArgs) -> int:
     from iolens.collector.live import make_meta
 
     meta = make_meta(a.opts)
+    exporter = _start_metrics(a.metrics)  # before the writer: a bad address leaves no dir
+    redactor = None
+    if a.opts.redact and meta.command:  # capture.json must not hold the plain command either
+        from iolens.collector.redact import Redactor
+
+        redactor = Redactor()
+        meta.command = redactor.argv(meta.command)
     try:
         writer = CaptureWriter(a.out, meta, rotate_s=a.rotate_s,
                                rotate_bytes=int(a.rotate_mb * 2**20), layout=a.layout)
@@ -128,14 +143,16 @@ def run_record(a: RecordArgs) -> int:
         raise UsageError(f"cannot write capture {a.out}: {exc.strerror}") from None
     sink_error: list[BaseException] = []
     collector = Collector(a.opts, [], meta)
-    exporter = _start_metrics(a.metrics)
+    if redactor is not None and getattr(collector, "_redactor", None) is not None:
+        collector._redactor.key = redactor.key  # same hashes in procs.cmdline and capture.json
 
     def write(iv) -> None:
         if sink_error:
             return
         try:
             writer.write_tables(iv.tables, iv.start_ns)
-        except OSError as exc:  # disk full, I/O error: keep what is written, stop writing
+        except (OSError, CaptureError) as exc:  # disk full, I/O error, planted symlink:
+            # keep what is written, stop writing
             sink_error.append(exc)
             collector.stop()
 
@@ -183,8 +200,9 @@ def run_record(a: RecordArgs) -> int:
             meta.exit_code = child.returncode
         try:
             writer.close(complete=not sink_error and collector.error is None)
-        except OSError as exc:
-            print(f"iolens record: could not finish {a.out}: {exc}", file=sys.stderr)
+        except (OSError, CaptureError) as exc:
+            if not sink_error:
+                print(f"iolens record: could not finish {a.out}: {exc}", file=sys.stderr)
             code = code or EX_IOERR
         if exporter is not None:
             exporter.close()
@@ -194,8 +212,10 @@ def run_record(a: RecordArgs) -> int:
         print(f"iolens record: collector failed: {collector.error}", file=sys.stderr)
         return code or EX_UNAVAILABLE
     if not a.quiet:
+        over = (f", aggregation overflow {meta.agg_overflow} ops not counted"
+                if meta.agg_overflow else "")
         print(f"iolens: wrote {a.out} ({collector.intervals} intervals, {collector.rows} io rows,"
-              f" lost events {collector.lost})", file=sys.stderr)
+              f" lost events {collector.lost}{over})", file=sys.stderr)
     return code
 
 
@@ -232,11 +252,15 @@ def _start_metrics(addr: str | None):
     if not addr:
         return None
     try:
+        from iolens.analysis.export import ExportError
         from iolens.analysis.export.prometheus import MetricsExporter
     except ImportError as exc:
         raise UsageError(f"--metrics unavailable: {exc}") from None
-    exp = MetricsExporter(addr)
-    exp.start()
+    try:
+        exp = MetricsExporter(addr)
+        exp.start()
+    except ExportError as exc:
+        raise UsageError(f"--metrics {addr}: {exc}") from None
     return exp
 
 
