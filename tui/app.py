@@ -133,7 +133,8 @@ class TopApp(App[int]):
         self.clock = clock
         self.poll_s = poll_s
         self.started = clock()
-        self.snapshot: Snapshot | None = None
+        self.snapshot: Snapshot | None = None    # newest frame
+        self.displayed: Snapshot | None = None   # frame the tables show (older when paused)
         self.status = "starting collector…"
         self.failed: str | None = None
         self.frozen = False          # live pause: keep showing the last frame
@@ -195,11 +196,11 @@ class TopApp(App[int]):
         while not self._stop.is_set():
             dirty = self._apply_commands(src, model)
             try:
-                t0 = time.perf_counter()
                 iv = src.next_interval(self.poll_s)
             except Exception as exc:  # noqa: BLE001
                 self.post_message(SourceFailed(_one_line(exc)))
                 return
+            t0 = time.perf_counter()
             if iv is not None:
                 model.add(iv)
             finished = bool(src.finished)
@@ -261,6 +262,7 @@ class TopApp(App[int]):
         t0 = time.perf_counter()
         self.snapshot = snap
         if not self.frozen:
+            self.displayed = snap
             with self.batch_update():
                 self._render_tables()
                 if isinstance(self.screen, DrillScreen):
@@ -344,30 +346,26 @@ class TopApp(App[int]):
             finding_text(self.findings, self._verdict_error, window_s, have))
 
     def _render_tables(self) -> None:
-        snap = self.snapshot
+        """Fill the visible tab's table (hidden tabs are filled when they are shown)."""
+        snap = self.displayed
+        name = self.main.query_one("#tabs", TabbedContent).active or "processes"
+        tbl = self.table(name)
         if snap is None:
-            for name in views.VIEWS:
-                self.table(name).counts = (0, 0)
-                self.table(name).show_rows([])
-            self._render_devices_empty(None)
-            return
-        text = self.filter_text
-        procs = self.table("processes")
-        rows, total = views.process_rows(snap, procs.sort_col, procs.descending, text,
-                                         self.tree_mode)
-        procs.counts = (sum(1 for r in rows if not r.get("_ancestor")), total)
-        procs.show_rows(rows)
-        for name, t in (("files", snap.files), ("peers", snap.peers),
-                        ("devices", snap.devices)):
-            tbl = self.table(name)
-            if t is None:
-                tbl.counts = (0, 0)
-                tbl.show_rows([])
-                continue
-            rows, total = views.table_rows(t, tbl.view, tbl.sort_col, tbl.descending, text)
+            tbl.counts = (0, 0)
+            tbl.show_rows([])
+        elif name == "processes":
+            rows, total = views.process_rows(snap, tbl.sort_col, tbl.descending,
+                                             self.filter_text, self.tree_mode)
+            tbl.counts = (sum(1 for r in rows if not r.get("_ancestor")), total)
+            tbl.show_rows(rows)
+        else:
+            t = {"files": snap.files, "peers": snap.peers, "devices": snap.devices}[name]
+            rows, total = ([], 0) if t is None else views.table_rows(
+                t, tbl.view, tbl.sort_col, tbl.descending, self.filter_text)
             tbl.counts = (len(rows), total)
             tbl.show_rows(rows)
-        self._render_devices_empty(snap)
+        if name == "devices":
+            self._render_devices_empty(snap)
 
     def _render_devices_empty(self, snap: Snapshot | None) -> None:
         empty = self.main.query_one("#devices-empty", Static)
@@ -401,6 +399,7 @@ class TopApp(App[int]):
         else:
             self.frozen = not self.frozen
             if not self.frozen:
+                self.displayed = self.snapshot
                 self._refresh_view()
             self._render_health()
 
@@ -483,6 +482,7 @@ class TopApp(App[int]):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self._render_tables()
         self._render_health()
 
     def action_drill(self) -> None:
@@ -491,13 +491,13 @@ class TopApp(App[int]):
             return
         tbl = self.table()
         row = tbl.selected()
-        if row is None or self.snapshot is None:
+        if row is None or self.displayed is None:
             return
         kind = {"processes": "pid", "files": "file", "peers": "peer"}.get(tbl.view.name)
         if kind is None:
             return
         key = int(row["pid"]) if kind == "pid" else row["key"]
-        self.push_screen(DrillScreen(kind, key, self.snapshot))
+        self.push_screen(DrillScreen(kind, key, self.displayed))
 
     @on(HotTable.RowSelected)
     def _row_clicked(self, event: HotTable.RowSelected) -> None:

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iolens.analysis import metrics as M
+from iolens.collector.schema import LAT_BUCKETS, SIZE_BUCKETS
 from iolens.collector.capture import CaptureMeta
 from iolens.collector.sources import Interval
 
@@ -97,37 +98,140 @@ class Snapshot:
 
 # --- derivations -------------------------------------------------------------------------
 
-def hot_table(io: pa.Table, keys: Sequence[str], window_s: float) -> pa.Table:
-    """`metrics.rollup(io, keys)` plus read/write/recv/send bytes per second.
+def hist_matrix(col: pa.ChunkedArray | pa.Array, nbuckets: int) -> np.ndarray:
+    """Same result as `metrics.hist_matrix`, faster for the TUI's per-second refresh.
 
-    In: io rows; Out: one row per key with rollup's columns and OP_RATE_COLS (float, 0 when
-    none), sorted by summed latency (the share of time blocked) descending.
+    Each (row, bucket) occurs once in a list column, so values are placed by plain fancy
+    assignment; only values past the last bucket (rare) need the accumulating path.
     """
-    base = M.rollup(io, keys, window_s)
-    w = window_s if window_s > 0 else 1.0
-    if base.num_rows == 0:
-        for name in OP_RATE_COLS:
-            base = base.append_column(name, pa.array([], pa.float64()))
-        return base
-    # One hash aggregation of op-masked byte columns, joined back on the keys. Acero joins
-    # refuse list columns, so the latency histogram is set aside and re-attached by order.
-    hist = base.column("lat_hist")
-    base = base.drop_columns(["lat_hist"]).append_column(
-        "_order", pa.array(np.arange(base.num_rows), pa.int64()))
-    masked = io.select(list(keys))
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(col)
+    out = np.zeros((n, nbuckets), dtype=np.int64)
+    if n == 0:
+        return out
+    if pa.types.is_fixed_size_list(col.type):
+        col = col.cast(pa.list_(col.type.value_type))
+    col = col.fill_null(pa.scalar([], type=col.type)) if col.null_count else col
+    offsets = np.asarray(col.offsets, dtype=np.int64)
+    values = np.asarray(col.flatten().fill_null(0), dtype=np.int64)
+    lengths = np.diff(offsets)
+    if (lengths == lengths[0]).all():  # the usual case: every list the same length
+        width = int(lengths[0])
+        mat = values.reshape(n, width) if width else np.zeros((n, 0), np.int64)
+        out[:, :min(width, nbuckets)] = mat[:, :nbuckets]
+        if width > nbuckets:
+            out[:, -1] += mat[:, nbuckets:].sum(axis=1)
+        return out
+    rows = np.repeat(np.arange(n), lengths)
+    idx = np.arange(len(values)) - np.repeat(offsets[:-1] - offsets[0], lengths)
+    keep = idx < nbuckets
+    out[rows[keep], idx[keep]] = values[keep]
+    if not keep.all():  # "and above": fold into the last bucket
+        np.add.at(out, (rows[~keep], np.full(int((~keep).sum()), nbuckets - 1)),
+                  values[~keep])
+    return out
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """io rows with their histograms as matrices and counters as numpy arrays, computed
+    once per frame and shared by the process, file and peer roll-ups."""
+
+    io: pa.Table
+    lat: np.ndarray
+    size: np.ndarray
+    nums: dict[str, np.ndarray]
+    summed: np.ndarray  # [lat | size | SUMMED columns], summed per group in one pass
+
+
+_SUMS = ("count", "bytes", "errors", "lat_sum_ns", "random_ops")
+_SUMMED = (*_SUMS, *OP_RATE_COLS)
+
+
+def prepare(io: pa.Table) -> Prepared:
+    """In: io rows. Out: `Prepared` (numbers as int64 arrays, nulls as 0)."""
+    nums = {}
+    for name in (*_SUMS, "lat_max_ns"):
+        col = io.column(name) if name in io.column_names else None
+        nums[name] = (np.asarray(col.fill_null(0), dtype=np.int64) if col is not None
+                      else np.zeros(io.num_rows, np.int64))
+    op = io.column("op")
     for name, ops in OP_RATE_COLS.items():
-        hit = pc.is_in(io.column("op"), pa.array(list(ops)))
-        masked = masked.append_column(name, pc.if_else(hit, io.column("bytes"), 0))
-    per_op = masked.group_by(list(keys), use_threads=False).aggregate(
-        [(name, "sum") for name in OP_RATE_COLS])
-    per_op = per_op.rename_columns([c.removesuffix("_sum") for c in per_op.column_names])
-    base = base.join(per_op, list(keys), join_type="left outer", use_threads=False)
-    base = base.sort_by("_order").drop_columns(["_order"]).append_column("lat_hist", hist)
+        hit = np.asarray(pc.is_in(op, pa.array(list(ops))).fill_null(False))
+        nums[name] = np.where(hit, nums["bytes"], 0)
+    size = (hist_matrix(io.column("size_hist"), SIZE_BUCKETS)
+            if "size_hist" in io.column_names else np.zeros((io.num_rows, SIZE_BUCKETS),
+                                                           np.int64))
+    lat = hist_matrix(io.column("lat_hist"), LAT_BUCKETS)
+    summed = np.hstack([lat, size, np.stack([nums[c] for c in _SUMMED], axis=1)])
+    return Prepared(io, lat, size, nums, summed)
+
+
+def group_rollup(p: Prepared, key: pa.Array | pa.ChunkedArray, window_s: float,
+                 mask: np.ndarray | None = None, key_name: str = "key") -> pa.Table:
+    """`metrics.rollup` over one key column (same columns and formulas, checked equal in
+    tests) plus read/write/recv/send bytes per second, on prepared rows.
+
+    In: `key` aligned with `p.io`, an optional row mask. Out: one row per key value,
+    sorted by summed latency descending (ties: key order of first appearance).
+    """
+    if isinstance(key, pa.ChunkedArray):
+        key = key.combine_chunks()
+    sel = np.arange(len(key)) if mask is None else np.nonzero(mask)[0]
+    key = key.take(pa.array(sel)) if mask is not None else key
+    if len(sel) == 0:
+        return _empty_hot(key_name, key.type)
+    enc = pc.dictionary_encode(key)
+    gidx = np.asarray(enc.indices.fill_null(len(enc.dictionary)), dtype=np.int64)
+    keys = enc.dictionary
+    if enc.indices.null_count:  # a null key is its own group, as in rollup
+        keys = pa.concat_arrays([keys, pa.nulls(1, keys.type)])
+    n = len(keys)
+    order = np.argsort(gidx, kind="stable")
+    starts = np.searchsorted(gidx[order], np.arange(n))
+
+    rows = sel[order]
+    total = np.add.reduceat(p.summed[rows], starts, axis=0)
+    w = window_s if window_s > 0 else 1.0
+    lat, size = total[:, :LAT_BUCKETS], total[:, LAT_BUCKETS:LAT_BUCKETS + SIZE_BUCKETS]
+    sums = {name: total[:, LAT_BUCKETS + SIZE_BUCKETS + i] for i, name in enumerate(_SUMMED)}
+    lat_max = np.maximum.reduceat(p.nums["lat_max_ns"][sel][order], starts)
+    sized = size.sum(axis=1)
+    small = size[:, :14].sum(axis=1)  # buckets below 2^14 = 16 KiB, as metrics.rollup
+    cols: dict[str, Any] = {
+        key_name: keys, "count": sums["count"], "bytes": sums["bytes"],
+        "errors": sums["errors"], "lat_sum_ns": sums["lat_sum_ns"], "lat_max_ns": lat_max,
+        "lat_p50_ns": M.hist_quantiles(lat, 0.5), "lat_p99_ns": M.hist_quantiles(lat, 0.99),
+        "ops_s": sums["count"] / w, "bytes_s": sums["bytes"] / w,
+        "io_frac": sums["lat_sum_ns"] / (w * 1e9),
+        "small_frac": np.where(sized > 0, small / np.maximum(sized, 1), np.nan),
+        "random_ops": sums["random_ops"],
+    }
     for name in OP_RATE_COLS:
-        i = base.column_names.index(name)
-        vals = pc.divide(pc.cast(base.column(name).fill_null(0), pa.float64()), w)
-        base = base.set_column(i, name, vals)
-    return base
+        cols[name] = sums[name] / w
+    cols["lat_hist"] = pa.FixedSizeListArray.from_arrays(
+        pa.array(np.ascontiguousarray(lat).ravel()), LAT_BUCKETS)
+    out = pa.table(cols)
+    rank = np.lexsort((np.arange(n), -sums["lat_sum_ns"]))
+    return out.take(pa.array(rank))
+
+
+def _empty_hot(key_name: str, key_type: pa.DataType) -> pa.Table:
+    ints = ("count", "bytes", "errors", "lat_sum_ns", "lat_max_ns", "random_ops")
+    floats = ("lat_p50_ns", "lat_p99_ns", "ops_s", "bytes_s", "io_frac", "small_frac",
+              *OP_RATE_COLS)
+    fields = [pa.field(key_name, key_type)]
+    fields += [pa.field(n, pa.int64()) for n in ints]
+    fields += [pa.field(n, pa.float64()) for n in floats]
+    fields.append(pa.field("lat_hist", pa.list_(pa.int64(), LAT_BUCKETS)))
+    return pa.schema(fields).empty_table()
+
+
+def hot_table(io: pa.Table, keys: Sequence[str], window_s: float) -> pa.Table:
+    """Roll-up of `io` by one key column with per-op byte rates (see `group_rollup`)."""
+    (key,) = keys
+    return group_rollup(prepare(io), io.column(key), window_s, key_name=key)
 
 
 def last_by(t: pa.Table, key: str, cols: Sequence[str]) -> pa.Table:
@@ -137,9 +241,10 @@ def last_by(t: pa.Table, key: str, cols: Sequence[str]) -> pa.Table:
     return out.rename_columns([c.removesuffix("_last") for c in out.column_names])
 
 
-def process_table(io: pa.Table, window_s: float) -> pa.Table:
+def process_table(io: pa.Table, window_s: float, prep: Prepared | None = None) -> pa.Table:
     """Hot table per pid, with the process's latest comm from the io rows."""
-    hot = hot_table(io, ["pid"], window_s)
+    prep = prep or prepare(io)
+    hot = group_rollup(prep, io.column("pid"), window_s, key_name="pid")
     if hot.num_rows == 0:
         return hot.append_column("comm", pa.array([], pa.string()))
     names = last_by(io, "pid", ["comm"])
@@ -157,62 +262,85 @@ def file_key(io: pa.Table, group: str) -> pa.Array | pa.ChunkedArray:
     return io.column("resource").fill_null("?")
 
 
-def file_table(io: pa.Table, window_s: float, group: str = "path") -> pa.Table:
+def _kind_mask(io: pa.Table, kind: str) -> np.ndarray:
+    return np.asarray(pc.equal(io.column("kind"), kind).fill_null(False))
+
+
+def file_table(io: pa.Table, window_s: float, group: str = "path",
+               prep: Prepared | None = None) -> pa.Table:
     """Hot table of file I/O (kind == file) keyed by `key` (path, dir/ or class)."""
-    files = io.filter(pc.equal(io.column("kind"), "file"))
-    files = files.append_column("key", file_key(files, group))
-    return hot_table(files, ["key"], window_s)
+    mask = _kind_mask(io, "file")
+    if group != "path":  # the regex only runs on file rows
+        files = io.filter(pa.array(mask))
+        return group_rollup(prepare(files) if prep is None else _subset(prep, mask),
+                            file_key(files, group), window_s)
+    return group_rollup(prep or prepare(io), file_key(io, group), window_s, mask)
 
 
-def peer_table(io: pa.Table, window_s: float, tcp: pa.Table | None = None) -> pa.Table:
-    """Hot table of socket I/O keyed by endpoint (`resource`), with `retrans` when a `tcp`
-    table with a retransmits column exists (null otherwise)."""
-    socks = io.filter(pc.equal(io.column("kind"), "socket"))
-    socks = socks.append_column("key", socks.column("resource").fill_null("?"))
-    hot = hot_table(socks, ["key"], window_s)
+def _subset(p: Prepared, mask: np.ndarray) -> Prepared:
+    return Prepared(p.io.filter(pa.array(mask)), p.lat[mask], p.size[mask],
+                    {k: v[mask] for k, v in p.nums.items()}, p.summed[mask])
+
+
+def peer_table(io: pa.Table, window_s: float, tcp: pa.Table | None = None,
+               prep: Prepared | None = None) -> pa.Table:
+    """Hot table of socket I/O keyed by endpoint (`resource`), with `retrans` and `rtt_us`
+    from the `tcp` table when it exists (null otherwise: the view shows '-')."""
+    hot = group_rollup(prep or prepare(io), io.column("resource").fill_null("?"), window_s,
+                       _kind_mask(io, "socket"))
     retrans = _tcp_retrans(tcp)
     if retrans is None or hot.num_rows == 0:
-        return hot.append_column("retrans", pa.nulls(hot.num_rows, pa.int64()))
+        return hot.append_column("retrans", pa.nulls(hot.num_rows, pa.int64())) \
+            .append_column("rtt_us", pa.nulls(hot.num_rows, pa.float64()))
     idx = pc.index_in(hot.column("key"), value_set=retrans.column("key"))
-    return hot.append_column("retrans", pc.take(retrans.column("retrans"), idx).fill_null(0))
+    hot = hot.append_column("retrans", pc.take(retrans.column("retrans"), idx).fill_null(0))
+    return hot.append_column("rtt_us", pc.take(retrans.column("rtt_us"), idx))
 
 
 def _tcp_retrans(tcp: pa.Table | None) -> pa.Table | None:
-    """Adapter for a future `tcp` table: summed retransmits per endpoint, or None."""
+    """From the `tcp` table: summed retransmits and mean smoothed RTT (µs) per endpoint,
+    or None when there is no such table."""
     if tcp is None or tcp.num_rows == 0:
         return None
     col = next((c for c in ("retransmits", "retrans") if c in tcp.column_names), None)
     key = next((c for c in TCP_KEY_COLS if c in tcp.column_names), None)
     if col is None or key is None:
         return None
+    rtt = (pc.cast(tcp.column("rtt_us"), pa.float64()) if "rtt_us" in tcp.column_names
+           else pa.nulls(tcp.num_rows, pa.float64()))
     t = pa.table({"key": pc.cast(tcp.column(key), pa.string()).fill_null("?"),
-                  "retrans": pc.cast(tcp.column(col), pa.int64()).fill_null(0)})
-    return t.group_by("key", use_threads=False).aggregate([("retrans", "sum")]) \
-        .rename_columns(["key", "retrans"])
+                  "retrans": pc.cast(tcp.column(col), pa.int64()).fill_null(0),
+                  "rtt_us": rtt})
+    out = t.group_by("key", use_threads=False).aggregate([("retrans", "sum"),
+                                                          ("rtt_us", "mean")])
+    return out.rename_columns([c.removesuffix("_sum").removesuffix("_mean")
+                               for c in out.column_names])
 
 
 def device_table(block: pa.Table | None, window_s: float) -> pa.Table | None:
-    """Adapter for a future `block` table: per device ops/s, MB/s and latency, or None.
+    """Per device from the `block` table: ops/s, read/write MB/s and request latency, or
+    None when there is no block table (the view then says why).
 
-    Uses whichever of BLOCK_KEY_COLS names the device, `bytes`/`count` when present, and
-    `lat_hist` (log2 ns buckets, like io) for percentiles.
+    Uses whichever of BLOCK_KEY_COLS names the device, and `lat_hist` (log2 ns buckets, as
+    io) for percentiles; missing counters count as zero.
     """
     if block is None:
         return None
     key = next((c for c in BLOCK_KEY_COLS if c in block.column_names), None)
     if key is None:
         return None
-    cols: dict[str, Any] = {"key": pc.cast(block.column(key), pa.string()).fill_null("?")}
     n = block.num_rows
+    cols: dict[str, Any] = {"key": pc.cast(block.column(key), pa.string()).fill_null("?"),
+                            "op": (pc.cast(block.column("op"), pa.string()).fill_null("other")
+                                   if "op" in block.column_names
+                                   else pa.array(["other"] * n, pa.string()))}
     for name in ("count", "bytes", "lat_sum_ns", "lat_max_ns", "errors"):
         cols[name] = (pc.cast(block.column(name), pa.int64()).fill_null(0)
                       if name in block.column_names else pa.array(np.zeros(n, np.int64)))
-    cols["lat_hist"] = (block.column("lat_hist") if "lat_hist" in block.column_names
-                        else pa.array([[]] * n, pa.list_(pa.int64())))
-    if "ts" in block.column_names:
-        cols["ts"] = block.column("ts")
-        cols["interval_s"] = pa.array(np.full(n, window_s))
-    return M.rollup(pa.table(cols), ["key"], window_s)
+    for name in ("lat_hist", "size_hist"):
+        cols[name] = (block.column(name) if name in block.column_names
+                      else pa.array([[]] * n, pa.list_(pa.int64())))
+    return hot_table(pa.table(cols), ["key"], window_s)
 
 
 def spark_series(per_interval: Sequence[pa.Table], pids: np.ndarray,
@@ -367,7 +495,8 @@ class Window:
         if io is None:
             from iolens.collector import schema as S
             io = S.empty_table("io")
-        procs_t = process_table(io, rate_s)
+        prep = prepare(io)  # histogram matrices once, shared by the three roll-ups
+        procs_t = process_table(io, rate_s, prep)
         pids = np.asarray(procs_t.column("pid"), dtype=np.int64)
         tcp = self.table("tcp", self.rate_intervals)
         newest = self.intervals[-1] if self.intervals else None
@@ -378,8 +507,9 @@ class Window:
                        if newest and self.first_ns is not None else 0.0),
             lost_events=int(newest.health.get("lost_events") or 0) if newest else 0,
             lost_total=self.lost_total, cpu_pct=_cpu_pct(newest), rate_window_s=rate_s,
-            recent_io=io, processes=procs_t, files=file_table(io, rate_s, opts.file_group),
-            peers=peer_table(io, rate_s, tcp),
+            recent_io=io, processes=procs_t,
+            files=file_table(io, rate_s, opts.file_group, prep),
+            peers=peer_table(io, rate_s, tcp, prep),
             devices=device_table(self.table("block", self.rate_intervals), rate_s),
             procs=dict(self.procs), spark_pids=pids,
             spark=spark_series(self.pid_bytes, pids),

@@ -92,12 +92,15 @@ PEERS = View("peers", (
     Col("lat_p50_ns", "P50", 6, fmt.latency, wide_only=True),
     Col("lat_p99_ns", "P99", 6, fmt.latency),
     Col("retrans", "RETRANS", 7, fmt.count),
+    Col("rtt_us", "RTT", 6, lambda us: fmt.latency(us * 1e3 if us else us), wide_only=True),
 ), sort="bytes_s", filter_fields=("key",))
 
 DEVICES = View("devices", (
     Col("key", "DEVICE", 16, _s, 30, numeric=False),
     Col("ops_s", "OPS/s", 7, fmt.rate),
-    Col("bytes_s", "MB/s", 7, fmt.mbps),
+    Col("read_bs", "READ", 7, fmt.mbps),
+    Col("write_bs", "WRITE", 7, fmt.mbps),
+    Col("io_frac", "BUSY%", 6, fmt.pct, wide_only=True),
     Col("lat_p50_ns", "P50", 6, fmt.latency),
     Col("lat_p99_ns", "P99", 6, fmt.latency),
     Col("lat_max_ns", "MAX", 6, fmt.latency),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from tests import factories as F
 from tests.tui import scene
+from iolens.analysis import metrics as M
+from iolens.collector import schema as S
 from iolens.collector.capture import CaptureMeta
 from iolens.tui import format as fmt
 from iolens.tui import model as TM
@@ -57,18 +60,23 @@ def test_peers_without_tcp_table_have_null_retrans_and_with_one_sum_it():
     io = window(1).snapshot(1).recent_io
     assert TM.peer_table(io, 1.0)["retrans"].to_pylist() == [None]
     tcp = pa.table({"resource": [scene.PEER, scene.PEER, "tcp:1.2.3.4:80"],
-                    "retransmits": [2, 3, 9]})
-    assert TM.peer_table(io, 1.0, tcp)["retrans"].to_pylist() == [5]
+                    "retransmits": [2, 3, 9], "rtt_us": [100.0, 300.0, 5.0]})
+    peers = TM.peer_table(io, 1.0, tcp)
+    assert peers["retrans"].to_pylist() == [5] and peers["rtt_us"].to_pylist() == [200.0]
 
 
 def test_device_table_adapter_and_empty_reason():
     assert TM.device_table(None, 1.0) is None
-    block = pa.table({"device": ["nvme0n1", "nvme0n1", "sda"], "count": [10, 30, 5],
-                      "bytes": [4096, 4096, 0],
-                      "lat_hist": [[0] * 20 + [10], [0] * 20 + [30], [0] * 10 + [5]]})
+    block = S.to_table("block", {
+        "ts": pa.array([F.T0] * 3, pa.int64()).cast(S.TS), "interval_s": [1.0] * 3,
+        "host": ["h"] * 3, "device": ["nvme0n1", "nvme0n1", "sda"],
+        "op": ["read", "write", "read"], "count": [10, 30, 5], "bytes": [40960, 4096, 0],
+        "lat_sum_ns": [10 << 20, 30 << 20, 5 << 10], "lat_max_ns": [1 << 20, 1 << 20, 1 << 10],
+        "lat_hist": [[0] * 20 + [10], [0] * 20 + [30], [0] * 10 + [5]]})
     dev = TM.device_table(block, 2.0)
     nv = dev.filter(pa.compute.equal(dev["key"], "nvme0n1"))
     assert nv["ops_s"][0].as_py() == 20.0
+    assert nv["read_bs"][0].as_py() == 20480.0 and nv["write_bs"][0].as_py() == 2048.0
     assert TM.block_reason(CaptureMeta(probes_skipped={"block": "hook missing"})) == \
         "block: hook missing"
 
@@ -137,3 +145,24 @@ def test_sparkline_and_trim():
     assert fmt.left_trim("/a.txt", 8) == "/a.txt"
     assert fmt.mbps(0) == "-" and fmt.mbps(2_500_000) == "2.5"
     assert fmt.pct(float("nan")) == "-" and fmt.pct(0.5) == "50"
+
+
+def test_fast_hist_matrix_equals_metrics():
+    col = pa.array([[1, 2], [], None, [0] * 40 + [7], [5] * 36], pa.list_(pa.int64()))
+    assert (TM.hist_matrix(col, 36) == M.hist_matrix(col, 36)).all()
+    same = pa.array([[1, 2, 3]] * 4 + [[9, 9, 9]], pa.list_(pa.int64()))
+    assert (TM.hist_matrix(same, 2) == M.hist_matrix(same, 2)).all()
+
+
+@pytest.mark.parametrize("keys,group", [(["pid"], None), (["resource"], None)])
+def test_group_rollup_agrees_with_metrics_rollup(keys, group):
+    # the TUI's roll-up must give the numbers `iolens analyze` gives
+    io = window(6).table("io")
+    mine = TM.hot_table(io, keys, 6.0).sort_by(keys[0])
+    ref = M.rollup(io, keys, 6.0).sort_by(keys[0])
+    for col in ("count", "bytes", "errors", "lat_sum_ns", "lat_max_ns", "ops_s", "bytes_s",
+                "io_frac", "random_ops"):
+        assert mine[col].to_pylist() == ref[col].to_pylist(), col
+    for col in ("lat_p50_ns", "lat_p99_ns", "small_frac"):
+        assert np.allclose(np.asarray(mine[col]), np.asarray(ref[col]), equal_nan=True), col
+    assert [list(h) for h in mine["lat_hist"].to_pylist()] == ref["lat_hist"].to_pylist()
