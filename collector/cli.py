@@ -44,6 +44,12 @@ def _pid(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a pid: {text!r}") from None
 
 
+def _role_map_file(text: str) -> str:
+    from iolens.collector.classify import role_map_arg
+
+    return role_map_arg(text)
+
+
 def add_record_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", help="capture directory to create (must not exist)")
     p.add_argument("-p", "--pid", type=_pid, action="append", default=[],
@@ -70,6 +76,8 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not load this optional probe (block, pagecache, tcp, gpu...)")
     p.add_argument("--redact", action="store_true",
                    help="hash paths and command-line arguments in the capture")
+    p.add_argument("--role-map", metavar="FILE", type=_role_map_file,
+                   help="TOML file of extra process-role and file-class rules (docs/roles.md)")
     p.add_argument("--demo", action="store_true", help="record the bundled demo AI workload")
     p.add_argument("--print-bpf", action="store_true",
                    help="print the final BPF program and its flags, then exit")
@@ -93,7 +101,7 @@ def run_record(args: argparse.Namespace) -> int:
                          interval_s=args.interval, per_thread=args.per_thread,
                          slow_ms=args.slow_ms, max_keys=args.max_keys,
                          latency=not args.no_latency, redact=args.redact,
-                         disable=list(args.disable))
+                         disable=list(args.disable), role_map=args.role_map)
     if args.print_bpf:
         from iolens.collector.live import build_plan
         from iolens.probes.syscalls import render

@@ -23,6 +23,7 @@ from iolens.collector.schema import escape_bytes
 from iolens.probes.wire import RawEvent
 
 AT_FDCWD = -100
+SHORT_CONN_NS = 5 * 10**9  # an accepted connection closed within this is "short" (servers)
 Res = tuple[str, str | None]  # (kind, resource)
 
 
@@ -43,6 +44,14 @@ class ProcInfo:
     rank: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     dirty: bool = True
+    # --- evidence for classify.assign_roles (not stored as columns) ---
+    fork_copy: bool | None = None    # True: forked during the capture and has not exec'd
+    accepts: int = 0                 # connections accepted
+    short_conns: int = 0             # accepted connections closed within SHORT_CONN_NS
+    peers: set[str] = field(default_factory=set)   # connect() destinations (first 32)
+    file_ops: dict[str, int] = field(default_factory=dict)  # file class -> data ops
+    torch: bool | None = None        # libtorch mapped (looked up lazily by classify)
+    roles_stale: bool = False        # evidence changed: look at the role again
 
 
 def decode_sockaddr(raw: bytes, proto: str = "tcp") -> str | None:
@@ -136,6 +145,7 @@ class Resolver:
         self._retiring: list[tuple[int, int, int]] = []
         self._net: dict[int, str] | None = None
         self._cwd: dict[int, str] = {}
+        self._accepted: dict[tuple[int, int, int], int] = {}  # accepted fd -> accept ts
         self.boot_offset_ns = boot_offset_ns if boot_offset_ns is not None else clock_offset_ns()
 
     # --- events ------------------------------------------------------------------------
@@ -146,8 +156,11 @@ class Resolver:
         """Update tables from one event; return its (kind, resource) for the events table."""
         t = ev.type
         info = self.proc_info(ev.tgid)
-        if ev.comm and t not in ("fork",):
-            info.comm = escape_bytes(ev.comm)
+        if ev.comm and t not in ("fork",) and ev.tid == ev.tgid:
+            comm = escape_bytes(ev.comm)  # the process name is its main thread's name
+            if comm != info.comm:         # prctl(PR_SET_NAME), e.g. torch's pt_data_worker
+                info.comm = comm
+                info.dirty = True
         if t == "open":
             if ev.ret < 0:
                 return "file", self._join(ev.tgid, ev.fd2, ev.path)
@@ -156,6 +169,10 @@ class Resolver:
             return res
         if t == "close":
             res = self.resource(ev.tgid, ev.fd, ev.gen)
+            t0 = self._accepted.pop((ev.tgid, ev.fd, ev.gen), None)
+            if t0 is not None and ev.ts - t0 <= SHORT_CONN_NS:
+                info.short_conns += 1
+                info.roles_stale = True
             self.cur.pop((ev.tgid, ev.fd), None)
             self.fd0.pop((ev.tgid, ev.fd), None)
             self._retire.append((ev.tgid, ev.fd, ev.gen))
@@ -182,6 +199,15 @@ class Resolver:
             if t == "connect" and ev.ret not in (0, -115):  # -EINPROGRESS: still connecting
                 return res
             self._set(ev.tgid, ev.fd, ev.gen, res)
+            if t == "accept":
+                info.accepts += 1
+                info.roles_stale = True
+                if len(self._accepted) > 100_000:
+                    self._accepted.clear()
+                self._accepted[(ev.tgid, ev.fd, ev.gen)] = ev.ts
+            elif peer and len(info.peers) < 32 and peer not in info.peers:
+                info.peers.add(peer)
+                info.roles_stale = True
             return res
         if t == "dup":
             src = self.resource(ev.tgid, ev.fd2, ev.gen)
@@ -198,11 +224,19 @@ class Resolver:
             self._set(ev.tgid, ev.fd2, ev.arg, res)
             return res
         if t == "fork":
-            child = self.proc_info(int(ev.arg))
+            cpid = int(ev.arg)
+            if cpid not in self.procs and self._is_thread_of(ev.tgid, cpid):
+                return "other", None  # a new thread of the same process, not a process
+            child = self.proc_info(cpid)
             child.ppid = ev.tgid
             child.comm = child.comm or escape_bytes(ev.comm)
+            child.fork_copy = True
+            if child.start_ns is None:  # gone already: a fork starts as a copy of its parent
+                for k in ("cmdline", "exe", "cgroup", "cgroup_id", "container_id", "env"):
+                    setattr(child, k, getattr(info, k))
             return "other", None
         if t == "exec":
+            info.fork_copy, info.torch, info.cmdline = False, None, None
             info.exe = escape_bytes(ev.path)
             self._refresh(info)
             return "other", info.exe
@@ -213,6 +247,10 @@ class Resolver:
         if t in ("slow", "mmap"):
             return self.resource(ev.tgid, ev.fd, ev.gen)
         return "other", None
+
+    def _is_thread_of(self, tgid: int, tid: int) -> bool:
+        """sched_process_fork also fires for new threads: tell them apart while they live."""
+        return tid != tgid and os.path.exists(f"{self.proc}/{tgid}/task/{tid}")
 
     def _set(self, tgid: int, fd: int, gen: int, res: Res) -> None:
         if gen:
@@ -355,6 +393,8 @@ class Resolver:
                     del d[k]
             for k in [k for k in self.by_gen if k[0] in dead]:
                 del self.by_gen[k]
+            for k in [k for k in self._accepted if k[0] in dead]:
+                del self._accepted[k]
         return gone
 
 

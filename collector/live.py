@@ -83,6 +83,10 @@ class Collector:
         self._exited: list[int] = []
         self._counters = dict.fromkeys(wire.COUNTERS, 0)
         self.resolver = Resolver()
+        from iolens.collector.classify import FileClassifier, load_rules
+
+        self.rules = load_rules(opts.role_map)  # --role-map (RoleMapError if unusable)
+        self.classifier = FileClassifier(self.rules)
         self.probe: syscalls.SyscallProbe | None = None
         self.extra: list = []
         self._redactor = None
@@ -280,11 +284,12 @@ class Collector:
             ops.append(wire.op_for(sysnames[i], kr[0]))
             info = self.resolver.procs.get(k[0]) or self.resolver.proc_info(k[0])
             comms.append(info.comm)
+        from iolens.collector.classify import note_file_ops
+
+        classes = self.classifier.classify(resources, ops, kinds)  # before redaction
+        note_file_ops(self.resolver.procs, tgid, classes, ops, tot["count"])
         if self._redactor is not None:
             resources = [self._redactor.path(r) for r in resources]
-        from iolens.collector.classify import file_class
-
-        classes = [file_class(r, o, kd) for r, o, kd in zip(resources, ops, kinds)]
         tid = keys["tid"].astype(np.int32)
         cols = {
             "ts": pa.array(np.full(n, start_ns, dtype=np.int64)).cast(S.TS),
@@ -324,10 +329,13 @@ class Collector:
     def _procs_table(self, now_ns: int) -> pa.Table:
         from iolens.collector.classify import assign_roles
 
+        stale = [i for i in self.resolver.procs.values() if i.dirty or i.roles_stale]
+        if not stale:
+            return S.empty_table("procs")
+        assign_roles(self.resolver.procs, stale, self.rules)  # marks role changes dirty
         dirty = [i for i in self.resolver.procs.values() if i.dirty]
         if not dirty:
             return S.empty_table("procs")
-        assign_roles(self.resolver.procs, dirty)
         for i in dirty:
             i.dirty = False
         red = self._redactor

@@ -22,6 +22,7 @@ class RecordOptions:
         latency: measure per-op latency (False = cheapest mode: exit-only counting).
         redact: hash paths and command-line arguments in the capture.
         print_bpf: print the final BPF programs and exit.
+        role_map: TOML file of extra role / file-class rules (see docs/roles.md).
     """
 
     pids: list[int] = field(default_factory=list)
@@ -36,3 +37,4 @@ class RecordOptions:
     latency: bool = True
     redact: bool = False
     print_bpf: bool = False
+    role_map: str | None = None
