@@ -1,0 +1,59 @@
+"""Shared helpers of the labeled scenarios: data directory, cache eviction, run-for loops.
+
+Each scenario is a standalone script: ``python SCENARIO.py --prepare`` creates its data (run
+by the suite before recording, so data creation is not part of the capture) and
+``python SCENARIO.py`` runs the workload for about DURATION seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(os.environ.get("IOLENS_SCENARIO_DATA", "/var/tmp/iolens-scenarios"))
+DURATION = float(os.environ.get("IOLENS_SCENARIO_SECONDS", "15"))
+
+
+def data_dir(name: str) -> Path:
+    d = DATA / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def evict(path: Path) -> None:
+    """Drop a file's pages from the page cache (only this file: other users keep theirs)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: Path, size: int, chunk: int = 1 << 20) -> None:
+    """A file of `size` pseudo-random bytes (not sparse, not compressible)."""
+    if path.exists() and path.stat().st_size == size:
+        return
+    block = os.urandom(chunk)
+    with open(path, "wb") as f:
+        for _ in range(size // chunk):
+            f.write(block)
+        f.write(block[: size % chunk])
+
+
+def until(seconds: float = DURATION):
+    """Yield loop counts until `seconds` have passed."""
+    end, i = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        yield i
+        i += 1
+
+
+def main(prepare, run) -> None:
+    """`--prepare` runs prepare(); otherwise run()."""
+    if "--prepare" in sys.argv[1:]:
+        prepare()
+    else:
+        run()
