@@ -26,7 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # --- 1. packages -----------------------------------------------------------------------------
 KV=$(uname -r)
-pkgs=(python3-bpfcc libbpfcc bpfcc-tools iproute2 strace python3-venv chromium)
+pkgs=(python3-bpfcc libbpfcc bpfcc-tools iproute2 strace python3-venv chromium bpftool)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 need_headers=0
