@@ -37,6 +37,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; exit code 0 on success."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
+        where = exc.__traceback__
+        while where is not None and where.tb_next is not None:
+            where = where.tb_next
+        loc = f" ({where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{where.tb_lineno})" \
+            if where is not None else ""
+        return _fail(f"internal error{loc}: {type(exc).__name__}: "
+                     f"{(str(exc).splitlines() or [''])[0]} (please report it)", 3)
+
+
+def _run(args: argparse.Namespace) -> int:
     from iolens.analysis.analyze import AnalyzeError, analyze_path
     from iolens.analysis.thresholds import ThresholdError, load, merge
 

@@ -233,7 +233,8 @@ class Reduced:
         start, end = self.capture_bounds()
         if span is not None:
             last = pc.add(pc.cast(span.column("last_ts"), pa.int64()),
-                          pc.cast(pc.multiply(span.column("interval_s"), 1e9), pa.int64()))
+                          pc.cast(pc.round(pc.multiply(span.column("interval_s"), 1e9)),
+                                  pa.int64()))
             first = pc.cast(span.column("first_ts"), pa.int64())
             for pid, comm, f, l in zip(span.column("pid").to_pylist(),
                                        span.column("comm").to_pylist(),
