@@ -1,0 +1,88 @@
+"""Real BPF, as root: page-cache misses, readahead, dirtied pages and mmap page-fault I/O.
+
+`iolens record -- python wl_pagecache.py` on files of known size, each evicted from the page
+cache first. The capture is read with plain pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+
+pytestmark = pytest.mark.bpf
+HERE = Path(__file__).resolve().parent
+IOLENS = [sys.executable, "-m", "iolens.collector.cli"]
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pagecache")
+    out, truth = base / "cap", base / "truth.json"
+    work = HERE / f".work-pagecache-{base.name}"  # on a disk (tmpfs has no page-cache misses)
+    proc = subprocess.run([*IOLENS, "record", "-q", "-o", str(out), "--", sys.executable,
+                           str(HERE / "wl_pagecache.py"), str(work), str(truth)],
+                          capture_output=True, text=True, timeout=180)
+    subprocess.run(["rm", "-rf", str(work)], check=False)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((out / "capture.json").read_text())
+    tables = {t: ds.dataset(str(out / t), format="parquet").to_table()
+              for t in ("pagecache", "faults", "procs")}
+    return meta, tables, json.loads(truth.read_text())
+
+
+def _sum(table, pid, path, col):
+    t = table.filter(pc.and_(pc.equal(table["pid"], pid), pc.equal(table["resource"], path)))
+    return pc.sum(t[col]).as_py() or 0
+
+
+def test_probe_attached(capture):
+    meta, _, _ = capture
+    assert "pagecache" in meta["probes_attached"], meta["probes_skipped"]
+
+
+def test_mmap_faults_bring_in_the_whole_file(capture):
+    _, t, truth = capture
+    faults = t["faults"]
+    got = _sum(faults, truth["pid"], truth["weights"], "bytes")
+    assert abs(got - truth["mmap_bytes"]) <= 0.01 * truth["mmap_bytes"], got
+    assert _sum(faults, truth["pid"], truth["weights"], "pages") * truth["page"] == got
+    assert _sum(faults, truth["pid"], truth["weights"], "faults") >= 1
+    assert _sum(faults, truth["pid"], truth["weights"], "lat_sum_ns") > 0
+    # read() misses are not faults
+    assert _sum(faults, truth["pid"], truth["data"], "bytes") == 0
+
+
+def test_read_misses_and_readahead(capture):
+    _, t, truth = capture
+    pcache = t["pagecache"]
+    pages = truth["read_bytes"] // truth["page"]
+    added = _sum(pcache, truth["pid"], truth["data"], "pages_added")
+    assert abs(added - pages) <= 0.01 * pages, added
+    assert _sum(pcache, truth["pid"], truth["data"], "readahead_pages") >= pages // 2
+    mpages = truth["mmap_bytes"] // truth["page"]
+    assert abs(_sum(pcache, truth["pid"], truth["weights"], "pages_added") - mpages) <= 0.01 * mpages
+
+
+def test_write_dirties_pages_without_counting_misses(capture):
+    _, t, truth = capture
+    pcache = t["pagecache"]
+    pages = truth["write_bytes"] // truth["page"]
+    dirtied = _sum(pcache, truth["pid"], truth["out"], "dirtied_pages")
+    assert abs(dirtied - pages) <= 0.01 * pages, dirtied
+    assert _sum(pcache, truth["pid"], truth["out"], "pages_added") <= 0.01 * pages
+    rows = pcache.filter(pc.equal(pcache["resource"], truth["out"]))
+    assert set(rows["dev"].to_pylist()) == {rows["dev"][0].as_py()} and rows["ino"][0].as_py() > 0
+    assert rows["size_bytes"][0].as_py() == truth["write_bytes"]
+
+
+def test_only_traced_processes_have_rows(capture):
+    _, t, _ = capture
+    traced = set(t["procs"]["pid"].to_pylist())
+    for name in ("pagecache", "faults"):
+        assert set(t[name]["pid"].to_pylist()) <= traced, name
