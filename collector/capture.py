@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import stat
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,9 +106,27 @@ def prepare_dir(path: Path, must_be_new: bool = True) -> None:
     os.chmod(path, 0o700)
 
 
+def _make_private_dirs(root: Path, parts: tuple[str, ...]) -> None:
+    """Create root/parts... 0700, one level at a time, refusing a symlink or a directory of
+    another user planted on the way (mkdir(exist_ok=True) would follow a symlinked dir)."""
+    d = root
+    for part in parts:
+        d = d / part
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(d)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise CaptureError(f"refusing to write through {d}: not a plain directory "
+                               "(symlink or file planted in the capture directory)")
+        if st.st_uid != os.geteuid():
+            raise CaptureError(f"refusing to write into {d}: owned by uid {st.st_uid}")
+
+
 def write_meta(dirpath: Path, meta: CaptureMeta) -> None:
     """Atomically replace DIR/capture.json."""
-    tmp = dirpath / f".{META_FILE}.{os.getpid()}.tmp"
+    tmp = dirpath / f".{META_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         os.unlink(tmp)
     except FileNotFoundError:
@@ -165,6 +184,7 @@ class CaptureWriter:
         self.layout = layout
         prepare_dir(self.dir, must_be_new=must_be_new)
         self._segments: dict[str, _Segment] = {}
+        self._dirs_ok: set[Path] = set()
         self._seq = self._next_seq()
         self._opened_at = time.monotonic()
         self.bytes_written = 0
@@ -187,7 +207,9 @@ class CaptureWriter:
             d = self.dir / f"host={self.meta.host}" / f"date={day}" / table
         else:
             d = self.dir / table
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if d not in self._dirs_ok:
+            _make_private_dirs(self.dir, d.relative_to(self.dir).parts)
+            self._dirs_ok.add(d)
         return d
 
     def write_tables(self, tables: dict[str, pa.Table], ts_ns: int | None = None) -> None:
