@@ -135,7 +135,9 @@ class TopApp(App[int]):
         self.started = clock()
         self.snapshot: Snapshot | None = None    # newest frame
         self.displayed: Snapshot | None = None   # frame the tables show (older when paused)
-        self.status = "starting collector…"
+        # A factory builds the live source on the worker thread; LiveSource's constructor
+        # waits for the probes to compile before starting a command.
+        self.status = "starting: compiling probes…"
         self.failed: str | None = None
         self.frozen = False          # live pause: keep showing the last frame
         self.replay = bool(self.source is not None and hasattr(self.source, "seek"))
@@ -143,6 +145,7 @@ class TopApp(App[int]):
         self.tree_mode = True
         self.view_opts = ViewOptions()
         self.frames = 0              # snapshots applied (tests wait on this)
+        self.first_frame_s: float | None = None  # clock time from start to the first data
         self.verdict_runs = 0
         self.findings: list[Any] = []
         self.timings: list[tuple[float, float]] = []   # (derive_ms, apply_ms) per frame
@@ -204,6 +207,11 @@ class TopApp(App[int]):
             if iv is not None:
                 model.add(iv)
             finished = bool(src.finished)
+            if finished and not ended and model.seen == 0:
+                err = _source_error(src)
+                if err:  # e.g. the probes failed to load: say why, once
+                    self.post_message(SourceFailed(err))
+                    return
             if iv is not None or dirty or (finished and not ended):
                 ended = finished
                 seq += 1
@@ -270,6 +278,8 @@ class TopApp(App[int]):
         self._render_health()
         self._render_verdicts()
         self.frames += 1
+        if self.first_frame_s is None and snap.intervals_seen:
+            self.first_frame_s = self.clock() - self.started
         self.timings.append((float(snap.extra.get("derive_ms", 0.0)),
                              (time.perf_counter() - t0) * 1e3))
         if snap.intervals_seen and (self.frames % self.verdict_every == 1
@@ -510,6 +520,13 @@ class TopApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()
+
+
+def _source_error(src: Any) -> str | None:
+    """A live source's collector error, if it stopped on one (adapter: LiveSource keeps it
+    on its `collector`)."""
+    err = getattr(src, "error", None) or getattr(getattr(src, "collector", None), "error", None)
+    return _one_line(err) if err else None
 
 
 def _one_line(exc: BaseException) -> str:

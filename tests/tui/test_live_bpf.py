@@ -1,0 +1,57 @@
+"""Real BPF (root): `iolens top -- CMD` on a known workload finds its file at the top.
+
+Drives the real app through Pilot with the same live-source factory `iolens top` builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import pytest
+
+from tests.tui.conftest import wait_for
+from iolens.tui import cli
+from iolens.tui.app import TopApp
+
+pytestmark = pytest.mark.bpf
+
+WORKLOAD = """
+import os, sys, time
+path = sys.argv[1]
+end = time.monotonic() + 4.0
+with open(path, "rb", buffering=0) as f:
+    while time.monotonic() < end:
+        f.seek(0)
+        while f.read(4096):
+            pass
+"""
+
+
+async def test_live_top_finds_the_workload_file_at_the_top(tmp_path):
+    data = tmp_path / "known-input.bin"
+    data.write_bytes(os.urandom(1 << 20))
+    args = argparse.Namespace(pid=[], replay=None, speed=1.0, record=None, interval=0.5,
+                              command=["--", sys.executable, "-c", WORKLOAD, str(data)])
+    cli.validate(args)
+    app = TopApp(cli.build_source(args), verdict_every=2)
+    target = str(data)
+
+    def files() -> list[str]:
+        snap = app.snapshot
+        return [] if snap is None else snap.files.column("key").to_pylist()
+
+    async with app.run_test(size=(120, 30)) as pilot:
+        # generous bound: compiling the probes takes 10-30 s on a loaded 2-core machine
+        await wait_for(pilot, lambda: target in files() or app.failed is not None, tries=20000)
+        assert app.failed is None
+        await pilot.press("2")
+        await wait_for(pilot, lambda: bool(app.table("files").shown_rows))
+        assert app.table("files").shown_rows[0]["_key"] == target
+        top = app.table("processes").shown_rows
+        assert any(r.get("comm", "").startswith("python") for r in top)
+        print(f"first frame with data after {app.first_frame_s:.2f}s")
+        await pilot.press("q")
+    app.source.close()
+
