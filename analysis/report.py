@@ -65,7 +65,8 @@ def render_findings(findings: list, console: Console) -> None:
 
 
 def render_top(top: dict[str, list[dict]], console: Console, n: int) -> None:
-    specs = {"processes": ("pid", "comm", "role", "ops", "bytes", "blocked_s", "blocked_share"),
+    specs = {"processes": ("pid", "comm", "role", "ops", "bytes", "blocked_s", "blocked_share",
+                           "waiting_on_peers_s"),
              "files": ("resource", "ops", "bytes", "blocked_s"),
              "peers": ("resource", "ops", "bytes", "blocked_s")}
     for name, cols in specs.items():

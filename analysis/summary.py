@@ -2,7 +2,8 @@
 
 In: `Reduced` (analysis/queries.py) and the capture's metadata. Out: JSON-ready dicts:
 - `totals`: wall time, processes, ops/bytes per direction, seconds blocked per kind;
-- `top_tables`: top processes, files and peers by time blocked;
+- `top_tables`: top processes (by time blocked in I/O, as the verdict counts it; waits on
+  local peers shown apart), files and peers by time blocked;
 - `health_summary`: lost events, map overflows, skipped probes and files, and what each
   means for the conclusions.
 """
@@ -41,15 +42,27 @@ def top_tables(r: Reduced, n: int = 10) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {"processes": [], "files": [], "peers": []}
     if res is None:
         return out
-    per_pid = sum_by(res, ["pid"], ["count", "bytes", "lat_sum_ns"])
-    for row in top_rows(per_pid, "lat_sum_ns", n):
+    from iolens.analysis.rules._common import Ctx
+    from iolens.analysis.rules.workload import wait_on_peers
+    from iolens.analysis.thresholds import merge
+    from iolens.analysis.verdict import blocked_io
+
+    ctx = Ctx(r, merge(None))
+    blocked = {x["pid"]: x["lat_sum_ns"] for x in blocked_io(ctx).to_pylist()}
+    waits = {x["pid"]: x["lat_sum_ns"] for x in
+             sum_by(wait_on_peers(ctx), ["pid"], ["lat_sum_ns"]).to_pylist()}
+    per_pid = sum_by(res, ["pid"], ["count", "bytes"]).to_pylist()
+    for row in per_pid:
+        row["blocked"] = blocked.get(row["pid"], 0)
+    for row in sorted(per_pid, key=lambda x: (-x["blocked"], -x["bytes"], x["pid"]))[:n]:
         p = procs.get(row["pid"], {})
-        wall = p.get("wall_s") or r.wall_s or 1.0
+        wall = ctx.pid_wall(row["pid"])
         out["processes"].append({
             "pid": row["pid"], "comm": p.get("comm"), "role": p.get("role"),
             "ops": int(row["count"]), "bytes": int(row["bytes"]),
-            "blocked_s": round(row["lat_sum_ns"] / 1e9, 3),
-            "blocked_share": round(min(row["lat_sum_ns"] / 1e9 / max(wall, 1e-9), 9.99), 3)})
+            "blocked_s": round(row["blocked"] / 1e9, 3),
+            "blocked_share": round(min(row["blocked"] / 1e9 / wall, 9.99), 3),
+            "waiting_on_peers_s": round(waits.get(row["pid"], 0) / 1e9, 3)})
     for kinds, key in ((["file", "device"], "files"), (["socket"], "peers")):
         t = res.filter(pc.is_in(res.column("kind"), pc.cast(kinds, "string")))
         t = t.filter(pc.not_equal(t.column("resource"), "")) if t.num_rows else t

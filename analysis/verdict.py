@@ -37,30 +37,19 @@ class Verdict:
 
 
 def blocked_io(ctx: Ctx) -> pa.Table:
-    """Per-pid seconds blocked in I/O (the definition in the module docstring)."""
-    ops = ctx.ops()
-    if ops.num_rows == 0:
+    """Per-pid nanoseconds blocked in I/O (the definition in the module docstring)."""
+    r = ctx.resources()
+    if r.num_rows == 0:
         return pa.table({"pid": pa.array([], pa.int32()), "lat_sum_ns": pa.array([], pa.int64())})
-    keep = pc.is_in(ops.column("kind"), pa.array(["file", "device", "socket"]))
-    keep = pc.and_(keep, pc.not_equal(ops.column("op"), "accept"))
+    keep = pc.is_in(r.column("kind"), pa.array(["file", "device", "socket"]))
+    keep = pc.and_(keep, pc.not_equal(r.column("op"), "accept"))
+    keep = pc.and_(keep, pc.invert(pc.starts_with(r.column("resource"), "unix:")))
     servers = [p for p, i in ctx.procs.items() if i.get("role") == "inference-server"]
     if servers:
-        idle = pc.and_(pc.is_in(ops.column("pid"), pa.array(servers, pa.int32())),
-                       pc.equal(ops.column("op"), "recv"))
+        idle = pc.and_(pc.is_in(r.column("pid"), pa.array(servers, r.schema.field("pid").type)),
+                       pc.equal(r.column("op"), "recv"))
         keep = pc.and_(keep, pc.invert(idle))
-    t = ops.filter(keep)
-    # unix-socket traffic is local IPC; the ops reduction has no resource, so take it out
-    # via the resources reduction.
-    unix = ctx.resources(pc.equal(pc.field("kind"), "socket")
-                         & pc.starts_with(pc.field("resource"), "unix:"))
-    per = sum_by(t, ["pid"], ["lat_sum_ns"])
-    if unix.num_rows:
-        u = {r["pid"]: r["lat_sum_ns"] for r in sum_by(unix, ["pid"], ["lat_sum_ns"]).to_pylist()}
-        per = pa.table({"pid": per.column("pid"),
-                        "lat_sum_ns": [v - u.get(p, 0) for p, v in
-                                       zip(per.column("pid").to_pylist(),
-                                           per.column("lat_sum_ns").to_pylist())]})
-    return per
+    return sum_by(r.filter(keep), ["pid"], ["lat_sum_ns"])
 
 
 def decide(ctx: Ctx) -> Verdict:
@@ -68,7 +57,7 @@ def decide(ctx: Ctx) -> Verdict:
     th = ctx.th
     per = {r["pid"]: r["lat_sum_ns"] / 1e9 for r in blocked_io(ctx).to_pylist()}
     waits = {r["pid"]: r["lat_sum_ns"] / 1e9 for r in
-             sum_by(wait_on_peers(ctx.ops()), ["pid"], ["lat_sum_ns"]).to_pylist()}
+             sum_by(wait_on_peers(ctx), ["pid"], ["lat_sum_ns"]).to_pylist()}
     roles: dict[str, list[float]] = {}
     tot_io = tot_wall = 0.0
     for pid, info in _substantial(ctx).items():

@@ -3,8 +3,9 @@ trainer waiting on its data workers).
 
 In: `Ctx` (`ops` reduction, process info from `procs`). Out: Findings.
 
-Waiting on peers = reads/receives on pipes or unix sockets, and poll-like waits, which the
-verdict never counts as I/O: it is idle time spent for someone else's I/O or compute.
+Waiting on peers = reads on pipes and receives on unix sockets, which the verdict never counts
+as I/O: it is idle time spent for someone else's I/O or compute. (Waits inside poll/select are
+not traced by the syscalls probe, so a trainer that polls its queue shows less wait than it had.)
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ from iolens.analysis.rules._common import Ctx, role_key, rnd, sum_by, top_rows, 
 IO_KINDS = ("file", "device", "socket")
 
 
-def wait_on_peers(ops: pa.Table) -> pa.Table:
-    """Rows of `ops` that are waits on other local processes (pipes, unix sockets)."""
-    if ops.num_rows == 0:
-        return ops
-    pipe = pc.equal(ops.column("kind"), "pipe")
-    recv = pc.is_in(ops.column("op"), pa.array(["read", "recv", "other"]))
-    return ops.filter(pc.and_(pipe, recv))
+def wait_on_peers(ctx: Ctx) -> pa.Table:
+    """Per-resource rows that are waits on other local processes: reads from pipes, receives
+    on unix sockets (torch's DataLoader passes tensors' shared-memory fds over them)."""
+    r = ctx.resources()
+    if r.num_rows == 0:
+        return r
+    pipe = pc.and_(pc.equal(r.column("kind"), "pipe"),
+                   pc.is_in(r.column("op"), pa.array(["read", "recv", "other"])))
+    unix = pc.and_(pc.and_(pc.equal(r.column("kind"), "socket"),
+                           pc.starts_with(r.column("resource"), "unix:")),
+                   pc.equal(r.column("op"), "recv"))
+    return r.filter(pc.or_(pipe, unix))
 
 
 def imbalance(ctx: Ctx) -> list[Finding]:
@@ -88,7 +94,7 @@ def _parents(ctx: Ctx) -> dict[int, list[int]]:
 def data_starvation(ctx: Ctx) -> list[Finding]:
     """The main process spends much of its time waiting for data from its workers."""
     th, out = ctx.th, []
-    waits = wait_on_peers(ctx.ops())
+    waits = wait_on_peers(ctx)
     for parent, kids in _parents(ctx).items():
         w = waits.filter(pc.equal(waits.column("pid"), parent)) if waits.num_rows else waits
         wait_s = total(w, "lat_sum_ns") / 1e9
