@@ -154,11 +154,25 @@ class _Segment:
         self.rows += table.num_rows
 
     def close(self) -> None:
-        self.writer.close()
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
+        try:
+            self.writer.close()
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+        except BaseException:
+            self.abort()
+            raise
         os.rename(self.tmp, self.final)
+
+    def abort(self) -> None:
+        """Give up on this segment (disk full, I/O error): leave it as `.tmp`, which readers
+        ignore, and make sure nothing retries writing its footer later (the ParquetWriter's
+        finaliser would, and print a traceback)."""
+        self.writer.is_open = False
+        try:
+            self.fh.close()
+        except OSError:
+            pass
 
 
 class CaptureWriter:
@@ -189,6 +203,7 @@ class CaptureWriter:
         self._opened_at = time.monotonic()
         self.bytes_written = 0
         self.closed = False
+        self.failed: BaseException | None = None  # set once a write failed; nothing more is tried
         write_meta(self.dir, meta)
 
     def _next_seq(self) -> int:
@@ -216,6 +231,22 @@ class CaptureWriter:
         """Append one interval's tables (any subset of schema.TABLES); rotate when due."""
         if self.closed:
             raise CaptureError("capture already closed")
+        if self.failed is not None:
+            raise CaptureError(f"capture writing stopped after an error: {self.failed}")
+        try:
+            self._write_tables(tables, ts_ns)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: BaseException) -> None:
+        """A write failed: keep every complete file, abandon the open segments (.tmp)."""
+        self.failed = exc
+        for seg in self._segments.values():
+            seg.abort()
+        self._segments.clear()
+
+    def _write_tables(self, tables: dict[str, pa.Table], ts_ns: int | None) -> None:
         for name, table in tables.items():
             if table is None or table.num_rows == 0:
                 continue
@@ -237,14 +268,14 @@ class CaptureWriter:
 
     def rotate(self) -> None:
         """Close every open segment (renaming it complete) and rewrite capture.json."""
-        for seg in self._segments.values():
+        had = bool(self._segments)
+        while self._segments:
+            seg = self._segments.pop(next(iter(self._segments)))
             seg.close()
             try:
                 self.bytes_written += seg.final.stat().st_size
             except OSError:
                 pass
-        had = bool(self._segments)
-        self._segments.clear()
         if had:
             self._seq += 1
         self._opened_at = time.monotonic()
@@ -258,10 +289,20 @@ class CaptureWriter:
         """Flush and close everything; mark the capture complete."""
         if self.closed:
             return
-        self.meta.complete = complete
-        self.meta.ended = self.meta.ended or _iso_now()
-        self.rotate()
         self.closed = True
+        self.meta.complete = complete and self.failed is None
+        self.meta.ended = self.meta.ended or _iso_now()
+        if self.failed is not None:  # keep the last good capture.json if this one cannot be written
+            try:
+                write_meta(self.dir, self.meta)
+            except OSError:
+                pass
+            return
+        try:
+            self.rotate()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
 
 
 def _iso_now() -> str:

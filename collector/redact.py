@@ -37,3 +37,9 @@ class Redactor:
             return c
         argv = c.split(" ")
         return " ".join([os.path.basename(argv[0])] + [self._h(a) for a in argv[1:]])
+
+    def argv(self, argv: list[str] | None) -> list[str] | None:
+        """A command as a list: program basename kept, every argument hashed."""
+        if not argv:
+            return argv
+        return [os.path.basename(argv[0])] + [self._h(a) for a in argv[1:]]
