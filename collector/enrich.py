@@ -54,6 +54,13 @@ class ProcInfo:
     roles_stale: bool = False        # evidence changed: look at the role again
 
 
+def _norm(path: bytes) -> bytes:
+    """normpath only when needed (it is the slowest step of an open event)."""
+    if b"/." in path or b"//" in path or path.endswith(b"/"):
+        return os.path.normpath(path)
+    return path
+
+
 def decode_sockaddr(raw: bytes, proto: str = "tcp") -> str | None:
     """sockaddr bytes -> 'tcp:IP:PORT' / 'tcp:[v6]:PORT' / 'unix:PATH'; None if unknown."""
     if len(raw) < 2:
@@ -146,6 +153,7 @@ class Resolver:
         self._net: dict[int, str] | None = None
         self._cwd: dict[int, str] = {}
         self._accepted: dict[tuple[int, int, int], int] = {}  # accepted fd -> accept ts
+        self._forked: dict[int, int] = {}  # child pid -> parent, fork seen after it had gone
         self.boot_offset_ns = boot_offset_ns if boot_offset_ns is not None else clock_offset_ns()
 
     # --- events ------------------------------------------------------------------------
@@ -225,15 +233,18 @@ class Resolver:
             return res
         if t == "fork":
             cpid = int(ev.arg)
-            if cpid not in self.procs and self._is_thread_of(ev.tgid, cpid):
-                return "other", None  # a new thread of the same process, not a process
+            if cpid not in self.procs:
+                if self._is_thread_of(ev.tgid, cpid):
+                    return "other", None  # a new thread of the same process, not a process
+                if not os.path.exists(f"{self.proc}/{cpid}"):
+                    # Gone and reaped already: a thread that ended (threads reap themselves)
+                    # or a very short process. Only its own events, if any, make it a process.
+                    if len(self._forked) > 10_000:
+                        self._forked.clear()
+                    self._forked[cpid] = ev.tgid
+                    return "other", None
             child = self.proc_info(cpid)
-            child.ppid = ev.tgid
-            child.comm = child.comm or escape_bytes(ev.comm)
-            child.fork_copy = True
-            if child.start_ns is None:  # gone already: a fork starts as a copy of its parent
-                for k in ("cmdline", "exe", "cgroup", "cgroup_id", "container_id", "env"):
-                    setattr(child, k, getattr(info, k))
+            self._adopt(child, ev.tgid)
             return "other", None
         if t == "exec":
             info.fork_copy, info.torch, info.cmdline = False, None, None
@@ -247,6 +258,16 @@ class Resolver:
         if t in ("slow", "mmap"):
             return self.resource(ev.tgid, ev.fd, ev.gen)
         return "other", None
+
+    def _adopt(self, child: ProcInfo, parent_pid: int) -> None:
+        """A child forked during the capture: a copy of its parent until it execs."""
+        parent = self.proc_info(parent_pid)
+        child.ppid = parent_pid
+        child.comm = child.comm or parent.comm
+        child.fork_copy = True
+        if child.start_ns is None:  # /proc unreadable: it started as its parent's copy
+            for k in ("cmdline", "exe", "cgroup", "cgroup_id", "container_id", "env"):
+                setattr(child, k, getattr(parent, k))
 
     def _is_thread_of(self, tgid: int, tid: int) -> bool:
         """sched_process_fork also fires for new threads: tell them apart while they live."""
@@ -266,14 +287,18 @@ class Resolver:
     def _join(self, tgid: int, dirfd: int, raw: bytes) -> str:
         """Absolute path of an open's filename (relative to cwd or to dirfd)."""
         if raw.startswith(b"/"):
-            return escape_bytes(os.path.normpath(raw))
+            return escape_bytes(_norm(raw))
         if dirfd == AT_FDCWD:
             base = self._cwd_of(tgid)
         else:
             base = self.resource(tgid, dirfd, self.cur.get((tgid, dirfd), 0))[1]
         if not base:
             return escape_bytes(raw)
-        return os.path.normpath(base + "/" + escape_bytes(raw)) if raw else base
+        if not raw:
+            return base
+        joined = base + "/" + escape_bytes(raw)  # escaping adds neither "/" nor "."
+        return os.path.normpath(joined) if _norm(raw) is not raw or raw.startswith(b".") \
+            else joined
 
     def _cwd_of(self, tgid: int) -> str | None:
         try:
@@ -345,6 +370,9 @@ class Resolver:
         if info is None:
             info = self.procs[pid] = ProcInfo(pid)
             self._refresh(info)
+            parent = self._forked.pop(pid, None)
+            if parent is not None:  # its fork was seen after it had gone from /proc
+                self._adopt(info, parent)
         return info
 
     def _refresh(self, info: ProcInfo) -> None:

@@ -290,6 +290,12 @@ def to_table(name: str, columns: Mapping[str, object]) -> pa.Table:
 
 def escape_bytes(raw: bytes) -> str:
     """Bytes from the kernel -> text: valid UTF-8 kept, ``\\`` doubled, other bytes ``\\xNN``."""
+    try:  # fast path: the common case is valid UTF-8 without a backslash
+        text = raw.decode("utf-8")
+        if "\\" not in text:
+            return text
+    except UnicodeDecodeError:
+        pass
     out: list[str] = []
     text = raw.decode("utf-8", errors="surrogateescape")
     for ch in text:

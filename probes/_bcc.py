@@ -99,10 +99,19 @@ class Program:
         Returns (keys[n], values[n, ncpu]) as numpy structured arrays. Per-CPU values are
         laid out by the kernel as ncpu consecutive records rounded up to 8 bytes.
         """
+        return self._take(name, key_dtype, val_dtype, capacity, self.ncpu)
+
+    def take_hash(self, name: str, key_dtype: np.dtype, val_dtype: np.dtype,
+                  capacity: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read and delete every entry of a (shared) hash: (keys[n], values[n, 1])."""
+        return self._take(name, key_dtype, val_dtype, capacity, 1)
+
+    def _take(self, name: str, key_dtype: np.dtype, val_dtype: np.dtype, capacity: int,
+              ncpu: int) -> tuple[np.ndarray, np.ndarray]:
         fd = self.map_fd(name)
-        vsize = (val_dtype.itemsize + 7) & ~7
-        keys = np.zeros(capacity, dtype=key_dtype)
-        vals = np.zeros(capacity * self.ncpu * vsize, dtype=np.uint8)
+        vsize = (val_dtype.itemsize + 7) & ~7 if ncpu > 1 else val_dtype.itemsize
+        keys = np.empty(capacity, dtype=key_dtype)
+        vals = np.empty(capacity * ncpu * vsize, dtype=np.uint8)
         in_batch, out_batch = ct.c_uint32(0), ct.c_uint32(0)
         total, first = 0, True
         while total < capacity:
@@ -110,7 +119,7 @@ class Program:
             res = lib.bpf_lookup_and_delete_batch(
                 fd, None if first else ct.byref(in_batch), ct.byref(out_batch),
                 keys.ctypes.data + total * key_dtype.itemsize,
-                vals.ctypes.data + total * self.ncpu * vsize, ct.byref(cnt))
+                vals.ctypes.data + total * ncpu * vsize, ct.byref(cnt))
             err = ct.get_errno()
             total += cnt.value
             if res != 0:
@@ -122,10 +131,10 @@ class Program:
             in_batch.value = out_batch.value
             first = False
         keys = keys[:total]
-        raw = vals[: total * self.ncpu * vsize].reshape(total, self.ncpu, vsize)
+        raw = vals[: total * ncpu * vsize].reshape(total, ncpu, vsize)
         if vsize != val_dtype.itemsize:
             raw = np.ascontiguousarray(raw[:, :, : val_dtype.itemsize])
-        return keys, raw.view(val_dtype).reshape(total, self.ncpu)
+        return keys, raw.view(val_dtype).reshape(total, ncpu)
 
     def map_len(self, name: str) -> int:
         return len(list(self.bpf[name.encode()].keys()))
@@ -160,3 +169,22 @@ def try_load(text: str, cflags: list[str] | None = None) -> str | None:
         return None
     except Exception as exc:  # noqa: BLE001
         return _translate(exc)
+
+
+def pin_sched_cls(text: str, func: str, path: str, cflags: list[str] | None = None) -> None:
+    """Compile `text`, load `func` as a tc classifier (SCHED_CLS) and pin it at `path`.
+
+    `path` must be on a bpffs mount; `tc filter ... bpf da object-pinned PATH` then attaches
+    it (used by tests to inject packet loss inside a network namespace they created). The
+    pinned program outlives this process until the pin is removed and tc detaches it.
+    """
+    try:
+        b = BPF(text=text.encode(), cflags=cflags or [])
+        fn = b.load_func(func.encode(), BPF.SCHED_CLS)
+    except Exception as exc:  # noqa: BLE001
+        raise ProbeLoadError(_translate(exc)) from None
+    if lib.bpf_obj_pin(fn.fd, path.encode()) != 0:
+        err = ct.get_errno()
+        b.cleanup()
+        raise ProbeLoadError(f"cannot pin {func} at {path}: {os.strerror(err)}")
+    b.cleanup()

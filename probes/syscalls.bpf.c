@@ -5,7 +5,7 @@
  * (-DHAVE_<X>, decided by probes/syscalls.py from tracefs).
  *
  * Per op: enter stores {ts, fd, args} in task storage (fallback: a hash keyed by pid_tgid);
- * exit computes latency and adds to one of two per-CPU hashes (agg0/agg1, chosen by ctl[0]):
+ * exit computes latency and adds (atomically) to one of two hashes (agg0/agg1, chosen by ctl[0]):
  * Python flips ctl, waits, then reads-and-deletes the idle map, so no op is counted twice or
  * lost between read and clear, and a drain costs O(keys), not O(events).
  * Low-rate events (open/close with paths, connect/accept with addresses, fork/exec/exit, ops
@@ -50,8 +50,12 @@
 #define TRACK_LATENCY 1
 #endif
 
-BPF_F_TABLE("percpu_hash", struct agg_key, struct agg_val, agg0, MAX_KEYS, BPF_F_NO_PREALLOC);
-BPF_F_TABLE("percpu_hash", struct agg_key, struct agg_val, agg1, MAX_KEYS, BPF_F_NO_PREALLOC);
+/* Shared (not per-CPU) preallocated hashes updated with atomic adds: memory is
+ * MAX_KEYS x value size whatever the CPU count (a per-CPU map multiplies it by the CPUs), and
+ * preallocation means an insert never fails for lack of memory in tracing context (a
+ * no-prealloc map did, under bursts of new keys). */
+BPF_TABLE("hash", struct agg_key, struct agg_val, agg0, MAX_KEYS);
+BPF_TABLE("hash", struct agg_key, struct agg_val, agg1, MAX_KEYS);
 BPF_ARRAY(ctl, u32, 1);
 BPF_PERCPU_ARRAY(counters, u64, CNT_MAX);
 BPF_HASH(fdgen, struct fd_key, u32, MAX_FDS);
@@ -178,31 +182,32 @@ static __always_inline void agg_add(u32 tgid, u32 tid, s32 fd, u32 gen, u16 sys,
         count(CNT_AGG_OVERFLOW, 1);
         return;
     }
-    v->count += 1;
+    __sync_fetch_and_add(&v->count, 1);
     if (ret < 0) {
-        v->errors += 1;
+        __sync_fetch_and_add(&v->errors, 1);
     } else {
-        v->bytes += nbytes;
+        __sync_fetch_and_add(&v->bytes, nbytes);
         if (sized) {
             u32 sb = log2_u64(nbytes);
             if (sb >= SIZE_BUCKETS)
                 sb = SIZE_BUCKETS - 1;
-            v->size_hist[sb] += 1;
+            __sync_fetch_and_add(&v->size_hist[sb], 1);
         }
         if (pos >= 0) {
-            if (v->count > 1 && (u64)pos != v->next_off)
-                v->random_ops += 1;
+            /* racy across CPUs by design: a hint of access pattern, not a count to rely on */
+            if (v->next_off != 0 && (u64)pos != v->next_off)
+                __sync_fetch_and_add(&v->random_ops, 1);
             v->next_off = pos + nbytes;
         }
     }
 #if TRACK_LATENCY
-    v->lat_sum += lat;
+    __sync_fetch_and_add(&v->lat_sum, lat);
     if (lat > v->lat_max)
-        v->lat_max = lat;
+        v->lat_max = lat;  /* a lost race only under-reports the max by a concurrent op */
     u32 lb = log2_u64(lat);
     if (lb >= LAT_BUCKETS)
         lb = LAT_BUCKETS - 1;
-    v->lat_hist[lb] += 1;
+    __sync_fetch_and_add(&v->lat_hist[lb], 1);
 #endif
 }
 

@@ -147,9 +147,9 @@ class SyscallProbe:
         self._active ^= 1
         self.prog.array_set_u32("ctl", 0, self._active)
         time.sleep(FLIP_GRACE_S)
-        keys, vals = self.prog.take_percpu_hash(f"agg{idle}", wire.AGG_KEY, wire.AGG_VAL,
-                                                self.max_keys)
-        totals = wire.sum_percpu(vals)
+        keys, vals = self.prog.take_hash(f"agg{idle}", wire.AGG_KEY, wire.AGG_VAL,
+                                         self.max_keys)
+        totals = vals[:, 0]
         return keys, totals, (time.perf_counter() - t0) * 1e3
 
     def counters(self) -> dict[str, int]:
