@@ -2,7 +2,8 @@
 
 In: `Ctx`. Out: `Verdict` with io_time_fraction overall and per role (role, else comm).
 
-Blocked in I/O = summed syscall latency on files, devices and IP sockets. Not counted: waits on
+Blocked in I/O = summed syscall latency on files, devices and IP sockets, plus page faults that
+read mmap'd files (when the faults table is recorded). Not counted: waits on
 pipes and unix sockets (waiting for a local peer: see data-starvation), accept (an idle server),
 and recv of an inference server (waiting for the next request). A process's share is capped at
 1 (several threads may block at once) and weighted by its wall time.
@@ -49,7 +50,16 @@ def blocked_io(ctx: Ctx) -> pa.Table:
         idle = pc.and_(pc.is_in(r.column("pid"), pa.array(servers, r.schema.field("pid").type)),
                        pc.equal(r.column("op"), "recv"))
         keep = pc.and_(keep, pc.invert(idle))
-    return sum_by(r.filter(keep), ["pid"], ["lat_sum_ns"])
+    per = sum_by(r.filter(keep), ["pid"], ["lat_sum_ns"])
+    faults = ctx.reduced.get("faults")
+    if faults is not None and faults.num_rows:
+        # page faults that read mmap'd files block the process just like read() does
+        f = faults.select(["pid", "lat_sum_ns"])
+        f = f.cast(pa.schema([pa.field("pid", per.schema.field("pid").type),
+                              pa.field("lat_sum_ns", pa.int64())]))
+        per = sum_by(pa.concat_tables([per.select(["pid", "lat_sum_ns"]), f]), ["pid"],
+                     ["lat_sum_ns"])
+    return per
 
 
 def decide(ctx: Ctx) -> Verdict:
