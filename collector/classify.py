@@ -25,7 +25,7 @@ built-in ones:
     ops = ["read"]                  # optional: only rows of these ops
 
     [thresholds]                    # optional: the numbers the built-in rules use
-    dataset_dir_files = 4
+    dataset_dir_files = 8
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ ROLES = ("dataloader", "checkpoint-writer", "rank", "inference-server", "trainer
 
 #: the numbers behind the built-in rules; a role map's [thresholds] table may change them.
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "dataset_dir_files": 4,    # distinct files read in one directory -> it is a dataset root
+    "dataset_dir_files": 8,    # distinct files read in one directory -> it is a dataset root
     "server_accepts": 4,       # accepted connections ...
     "server_short_conns": 3,   # ... of which closed again within short_conn_s -> a server
     "short_conn_s": 5.0,

@@ -53,8 +53,8 @@ def test_dataset_by_shard_pattern_and_format():
 
 
 def test_dataset_by_many_files_in_one_directory():
-    paths = [f"/data/raw/sample_{i}.dat" for i in range(4)]
-    assert cls([(p, "read") for p in paths]) == ["dataset"] * 4
+    paths = [f"/data/raw/sample_{i}.dat" for i in range(8)]
+    assert cls([(p, "read") for p in paths]) == ["dataset"] * 8
     fc = FileClassifier()
     assert fc.classify(["/home/u/notes.dat"], ["read"], ["file"]) == ["other"]
 
