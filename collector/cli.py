@@ -72,6 +72,8 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
                    help="hive: ROOT/host=H/date=D/<table>/ for many hosts in one tree")
     p.add_argument("--metrics", metavar="ADDR",
                    help="serve Prometheus metrics on ADDR (e.g. :9464 = 127.0.0.1:9464)")
+    p.add_argument("--all-events", action="store_true",
+                   help="keep every open/close in the events table (default: failed opens only)")
     p.add_argument("--disable", action="append", default=[], metavar="PROBE",
                    help="do not load this optional probe (block, pagecache, tcp, gpu...)")
     p.add_argument("--redact", action="store_true",
@@ -101,7 +103,7 @@ def run_record(args: argparse.Namespace) -> int:
                          interval_s=args.interval, per_thread=args.per_thread,
                          slow_ms=args.slow_ms, max_keys=args.max_keys,
                          latency=not args.no_latency, redact=args.redact,
-                         disable=list(args.disable), role_map=args.role_map)
+                         disable=list(args.disable), all_events=args.all_events, role_map=args.role_map)
     if args.print_bpf:
         from iolens.collector.live import build_plan
         from iolens.probes.syscalls import render

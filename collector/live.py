@@ -199,7 +199,11 @@ class Collector:
     def _on_raw_event(self, buf: bytes) -> None:
         ev = wire.decode_event(buf)
         kind, res = self.resolver.on_event(ev)
-        if ev.type in ("dup",):
+        # Successful opens and closes are the bulk of events (a DataLoader opens thousands of
+        # files a second); the io table already counts them per path, so the events table
+        # keeps only failed opens unless --all-events asks for every one.
+        if ev.type == "dup" or (not self.opts.all_events and (
+                ev.type == "close" or (ev.type == "open" and ev.ret >= 0))):
             return
         if ev.type == "exit":
             self._exited.append(ev.tgid)

@@ -22,6 +22,7 @@ class RecordOptions:
         latency: measure per-op latency (False = cheapest mode: exit-only counting).
         redact: hash paths and command-line arguments in the capture.
         print_bpf: print the final BPF programs and exit.
+        all_events: keep every successful open and close in the `events` table too.
         role_map: TOML file of extra role / file-class rules (see docs/roles.md).
     """
 
@@ -37,4 +38,5 @@ class RecordOptions:
     latency: bool = True
     redact: bool = False
     print_bpf: bool = False
+    all_events: bool = False  # keep every open/close in the events table (default: failed opens)
     role_map: str | None = None
