@@ -221,7 +221,7 @@ class Resolver:
             src = self.resource(ev.tgid, ev.fd2, ev.gen)
             self.fd0.pop((ev.tgid, ev.fd), None)
             if ev.gen:
-                self.cur[(ev.tgid, ev.fd)] = ev.gen
+                self._set(ev.tgid, ev.fd, ev.gen, src)  # the new fd names the same file
             else:
                 self.cur.pop((ev.tgid, ev.fd), None)
                 self.fd0[(ev.tgid, ev.fd)] = src
