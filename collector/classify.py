@@ -45,8 +45,7 @@ ROLES = ("dataloader", "checkpoint-writer", "rank", "inference-server", "trainer
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "dataset_dir_files": 8,    # distinct files read in one directory -> it is a dataset root
     "server_accepts": 4,       # accepted connections ...
-    "server_short_conns": 3,   # ... of which closed again within short_conn_s -> a server
-    "short_conn_s": 5.0,
+    "server_short_conns": 3,   # ... of which closed again within 5 s -> a server
 }
 
 # --- file classes ---------------------------------------------------------------------------
