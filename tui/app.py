@@ -15,6 +15,7 @@ until the first interval arrives. Widgets are touched only by message handlers.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -110,7 +111,9 @@ class TopApp(App[int]):
             slow start, e.g. compiling BPF, never blocks the first frame).
         window: intervals kept for verdicts and sparklines.
         rate_intervals: intervals the table rates are computed over (1 = like top).
-        verdict_every: run the rules every this many frames.
+        verdict_every: run the rules at most every this many frames.
+        verdict_share: keep the rules (which share the CPU and the GIL with the UI) under
+            this fraction of wall time by spacing runs out when they are slow; None = off.
         clock: monotonic clock, injectable so snapshots are reproducible.
     """
 
@@ -121,7 +124,8 @@ class TopApp(App[int]):
                 for k, a, d, s in KEYS]
 
     def __init__(self, source: SourceLike, *, window: int = 60, rate_intervals: int = 1,
-                 verdict_every: int = 5, clock: Callable[[], float] = time.monotonic,
+                 verdict_every: int = 5, verdict_share: float | None = 0.25,
+                 clock: Callable[[], float] = time.monotonic,
                  poll_s: float = 0.2) -> None:
         super().__init__()
         self._source_arg = source
@@ -130,6 +134,9 @@ class TopApp(App[int]):
         self.window_size = window
         self.rate_intervals = rate_intervals
         self.verdict_every = max(1, verdict_every)
+        self.verdict_share = verdict_share
+        self.verdict_ms = 0.0        # duration of the last rules run
+        self._verdict_next_frame = 0
         self.clock = clock
         self.poll_s = poll_s
         self.started = clock()
@@ -282,8 +289,7 @@ class TopApp(App[int]):
             self.first_frame_s = self.clock() - self.started
         self.timings.append((float(snap.extra.get("derive_ms", 0.0)),
                              (time.perf_counter() - t0) * 1e3))
-        if snap.intervals_seen and (self.frames % self.verdict_every == 1
-                                    or self.verdict_every == 1 or snap.finished):
+        if snap.intervals_seen and (self.frames >= self._verdict_next_frame or snap.finished):
             self._run_verdicts(snap)
 
     def on_source_status(self, message: SourceStatus) -> None:
@@ -302,15 +308,23 @@ class TopApp(App[int]):
             return
         self._verdict_busy = True
         self._verdict_pending = None
+        gap = self.verdict_every
+        if self.verdict_share and snap.interval_s > 0:  # slow rules run less often
+            gap = max(gap, math.ceil(self.verdict_ms / 1e3 / self.verdict_share
+                                     / snap.interval_s))
+        self._verdict_next_frame = self.frames + gap
         self._verdicts(snap)
 
     @work(thread=True, group="verdicts", exit_on_error=False)
     def _verdicts(self, snap: Snapshot) -> None:
+        t0 = time.perf_counter()
         try:
             found = list(rules_mod.run_rules(snap.window, snap.meta))
-            self.post_message(VerdictsReady(snap.seq, found))
+            error = None
         except Exception as exc:  # noqa: BLE001 - a broken rule must not kill the dashboard
-            self.post_message(VerdictsReady(snap.seq, [], _one_line(exc)))
+            found, error = [], _one_line(exc)
+        self.verdict_ms = (time.perf_counter() - t0) * 1e3
+        self.post_message(VerdictsReady(snap.seq, found, error))
 
     def on_verdicts_ready(self, message: VerdictsReady) -> None:
         self._verdict_busy = False

@@ -24,6 +24,7 @@ def make_app(intervals=None, hold_open: bool = True, **kw) -> TopApp:
     src = FakeSource(scene.intervals() if intervals is None else intervals,
                      hold_open=hold_open)
     kw.setdefault("verdict_every", 1)
+    kw.setdefault("verdict_share", None)  # every frame, however slow the machine
     kw.setdefault("poll_s", 0.02)
     return TopApp(src, clock=frozen_clock, **kw)
 

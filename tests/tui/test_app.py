@@ -3,6 +3,7 @@ quit, verdicts, the status line and failures. Each waits for frames, never for t
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
 from tests import factories as F
@@ -107,7 +108,8 @@ async def test_drill_down_on_a_file_lists_its_processes():
 
 async def test_pause_freezes_the_tables_while_data_keeps_coming():
     src = FakeSource(scene.intervals(3), hold_open=True)
-    app = TopApp(src, clock=frozen_clock, verdict_every=1, poll_s=0.02)
+    app = TopApp(src, clock=frozen_clock, verdict_every=1, verdict_share=None,
+                 poll_s=0.02)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, settled(app, 3))
         await pilot.press("space")
@@ -208,3 +210,33 @@ async def test_columns_adapt_to_width(size):
         cols = [str(k.value) for k in app.table("processes").columns]
         assert ("ops_s" in cols) == (size[0] >= 120)
         assert "io_frac" in cols and "spark" in cols
+
+
+def _with_block_and_tcp(iv):
+    """The scene's interval plus a `block` and a `tcp` table of the real schema."""
+    from iolens.collector import schema as S
+    from iolens.collector.sources import Interval
+    ts = pa.array([iv.start_ns] * 2, pa.int64()).cast(S.TS)
+    block = S.to_table("block", {
+        "ts": ts, "interval_s": [1.0] * 2, "host": ["h"] * 2, "device": ["nvme0n1"] * 2,
+        "op": ["read", "write"], "count": [100, 10], "bytes": [100 << 20, 1 << 20],
+        "lat_sum_ns": [100 * 200_000, 10 * 50_000], "lat_max_ns": [900_000, 60_000],
+        "lat_hist": [[0] * 17 + [100], [0] * 15 + [10]]})
+    tcp = S.to_table("tcp", {
+        "ts": ts[:1], "interval_s": [1.0], "host": ["h"], "resource": [scene.PEER],
+        "retransmits": [7], "rtt_us": [250.0]})
+    return Interval(iv.start_ns, iv.end_ns, {**iv.tables, "block": block, "tcp": tcp},
+                    iv.health)
+
+
+async def test_devices_and_peer_retransmits_when_those_tables_exist():
+    app = make_app([_with_block_and_tcp(iv) for iv in scene.intervals(3)])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, settled(app, 3))
+        await pilot.press("3")
+        (peer,) = app.table("peers").shown_rows
+        assert peer["_key"] == scene.PEER and peer["retrans"] == 7
+        await pilot.press("4")
+        (dev,) = app.table("devices").shown_rows
+        assert dev["_key"] == "nvme0n1" and dev["read_bs"] == 100 << 20
+        assert not app.main.query_one("#devices-empty").display

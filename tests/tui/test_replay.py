@@ -20,7 +20,8 @@ SIZE = (100, 30)
 
 def replay_app(speed: float = 0.0) -> tuple[TopApp, ReplaySource]:
     src = ReplaySource(str(CAPTURE), speed=speed)
-    return TopApp(src, clock=frozen_clock, verdict_every=1, poll_s=0.02), src
+    return TopApp(src, clock=frozen_clock, verdict_every=1, verdict_share=None,
+                  poll_s=0.02), src
 
 
 def at(app: TopApp, pos: int):

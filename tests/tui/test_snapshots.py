@@ -81,7 +81,7 @@ def test_help_80x24(snap_compare):
 
 def test_replay_of_committed_capture_80x24(snap_compare):
     app = TopApp(ReplaySource(str(CAPTURE), speed=0.0), clock=frozen_clock, verdict_every=1,
-                 poll_s=0.02)
+                 verdict_share=None, poll_s=0.02)
 
     async def run_before(pilot) -> None:
         await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.finished
