@@ -71,7 +71,8 @@ SELECT host, pid, op, kind, COALESCE(resource, '') AS resource,
        MAX(COALESCE(file_class, '')) AS file_class,
        SUM(count) AS count, SUM(bytes) AS bytes, SUM(errors) AS errors,
        SUM(lat_sum_ns) AS lat_sum_ns, MAX(lat_max_ns) AS lat_max_ns,
-       SUM(COALESCE(random_ops, 0)) AS random_ops
+       SUM(COALESCE(random_ops, 0)) AS random_ops,
+       MIN(ts) AS first_ts, MAX(ts) AS last_ts, MAX(interval_s) AS interval_s
 FROM io GROUP BY host, pid, op, kind, COALESCE(resource, '')"""
 
 
@@ -156,7 +157,7 @@ FROM faults GROUP BY host, pid, resource"""
 def tcp_sql(eng: Engine) -> str:
     return """
 SELECT host, pid, resource, SUM(segs_out) AS segs_out, SUM(retransmits) AS retransmits,
-       MAX(rtt_us) AS rtt_us_max
+       SUM(bytes_sent) AS bytes_sent, MAX(rtt_us) AS rtt_us_max
 FROM tcp GROUP BY host, pid, resource"""
 
 
