@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 EPILOG = """examples:
@@ -66,6 +67,11 @@ def validate(args: argparse.Namespace) -> None:
             raise TopError(f"--speed must be >= 0, got {args.speed:g}")
     elif args.pid and cmd:
         raise TopError("give either -p PID or a command after --, not both")
+    if args.record:
+        rec = Path(args.record)
+        if rec.exists() and (not rec.is_dir() or any(rec.iterdir())):
+            raise TopError(f"--record: {rec} already exists and is not an empty directory "
+                           "(choose a new one, nothing was overwritten)")
     if any(p <= 0 for p in args.pid):
         raise TopError("-p needs a positive process id")
     if not (0.05 <= args.interval <= 3600):

@@ -87,6 +87,7 @@ def test_arguments():
     (["--replay", str(CAPTURE), "--speed", "-1"], "--speed must be >= 0"),
     (["-p", "3", "--", "sleep", "1"], "not both"),
     (["--interval", "0"], "--interval must be between"),
+    (["--record", str(CAPTURE)], "already exists"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, msg, capsys):
     assert cli.run(parse(argv)) == 2
