@@ -169,8 +169,8 @@ def test_slow_device_names_the_block_device_when_recorded():
 
 def test_slow_link_seen_through_non_blocking_sockets():
     # gloo-like: recv never blocks (EAGAIN instead). Rank 0 gets 5 MB per interval from the
-    # slow peer in 2000 receives, 1000 of which found no data; over 10 s that is 5 MB/s.
-    # Impact = 10 s - 50 MB / 200 MB/s = 9.75 s (net_bw_mbps default).
+    # slow peer in 2000 receives, 1000 of which found no data, and sends it 5 MB: 100 MB over
+    # 10 s. Impact = 10 s - 100 MB / 200 MB/s = 9.5 s (net_bw_mbps default).
     rows = synth._ivs([
         F.io_row(pid=530, op="recv", resource="tcp:10.77.0.2:4000", count=2000,
                  nbytes=5_000_000, lat_ns=2_000, errors=1000),
@@ -180,5 +180,5 @@ def test_slow_link_seen_through_non_blocking_sockets():
     top = run_rules(tables)[0]
     assert (top.category, top.code) == ("network-bandwidth", "NET-BW-NB")
     assert top.culprit["resource"] == "tcp:10.77.0.2:4000"
-    assert top.impact_s == pytest.approx(9.75)
+    assert top.impact_s == pytest.approx(9.5)
     assert top.evidence["would_block_share"] == pytest.approx(1000 / 3000, abs=1e-3)
