@@ -49,24 +49,30 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 
 # --- file classes ---------------------------------------------------------------------------
+# Extensions (lower case, after the last dot of the file name) are looked up in sets: this
+# runs for every new path of every interval, so it avoids unanchored regex searches.
 # Model files whatever their name: a written one is a checkpoint, a read one weights.
-_MODEL_EXT = re.compile(r"\.(pt|pth|ckpt|safetensors|gguf|ggml|onnx|distcp|pdparams|tflite)$",
-                        re.I)
+_MODEL_EXT = frozenset(("pt", "pth", "ckpt", "safetensors", "gguf", "ggml", "onnx", "distcp",
+                        "pdparams", "tflite"))
 # Extensions that hold models only when the name says so (pytorch_model.bin, optimizer.pkl...).
-_WEAK_MODEL_EXT = re.compile(r"\.(bin|h5|hdf5|pkl|pickle|npz|msgpack|joblib|keras)$", re.I)
+_WEAK_MODEL_EXT = frozenset(("bin", "h5", "hdf5", "pkl", "pickle", "npz", "msgpack", "joblib",
+                             "keras"))
 _MODEL_NAME = re.compile(r"(model|weight|adapter|lora|optim|state_dict|checkpoint|ckpt|"
                          r"-of-\d+|rng_state|scheduler|trainer_state)", re.I)
 # A directory named checkpoint*/ckpt* (DCP shards, HF save_pretrained folders, ...).
 _CKPT_DIR = re.compile(r"/(checkpoint|ckpt)[^/]*/", re.I)
-_LOG = re.compile(r"(\.(log|out|err)$|\.log\.\d+$|events\.out\.tfevents|/wandb/|/mlruns/)", re.I)
+_LOG_EXT = frozenset(("log", "out", "err"))
+_LOG_NAME = re.compile(r"(\.log\.\d+$|^events\.out\.tfevents)", re.I)
+_LOG_DIRS = ("/wandb/", "/mlruns/")
 # Shard names and data formats: a read of one of these is dataset I/O on its own.
-_SHARD = re.compile(r"(shard|part|chunk|split|train|val|test)[-_.]?\d+[^/]*$", re.I)
-_DATA_EXT = re.compile(r"\.(tfrecords?|parquet|arrow|npy|jpe?g|png|webp|bmp|tiff?|wav|flac|mp3|"
-                       r"mp4|tar|jsonl|csv|tsv|idx|lmdb|mdb|zarr|h5ad|beton|rec)$", re.I)
+_SHARD = re.compile(r"(shard|part|chunk|split|train|val|test)[-_.]?\d", re.I)
+_DATA_EXT = frozenset(("tfrecord", "tfrecords", "parquet", "arrow", "npy", "jpg", "jpeg", "png",
+                       "webp", "bmp", "tif", "tiff", "wav", "flac", "mp3", "mp4", "tar", "jsonl",
+                       "csv", "tsv", "idx", "lmdb", "mdb", "zarr", "h5ad", "beton", "rec"))
 _SYSTEM_PREFIX = ("/proc/", "/sys/", "/dev/", "/usr/", "/lib", "/bin/", "/sbin/", "/etc/",
                   "/run/", "/var/lib/", "/var/cache/", "/opt/conda/lib/", "/opt/conda/pkgs/")
-_CODE = re.compile(r"(/site-packages/|/dist-packages/|/__pycache__/|"
-                   r"\.(py|pyc|pyi|so|so\.[\d.]+|egg-link|cfg|ini|toml|yaml|yml)$)")
+_CODE_DIRS = ("/site-packages/", "/dist-packages/", "/__pycache__/")
+_CODE_EXT = frozenset(("py", "pyc", "pyi", "so", "egg-link", "cfg", "ini", "toml", "yaml", "yml"))
 
 DATA_OPS = ("read", "mmap")
 WRITE_OPS = ("write", "fsync")
@@ -223,14 +229,23 @@ def role_map_arg(text: str) -> str:
     return text
 
 
+def _split(path: str) -> tuple[str, str]:
+    name = path.rpartition("/")[2]
+    return name, name.rpartition(".")[2].lower() if "." in name else ""
+
+
 def _is_model(path: str) -> bool:
-    if _MODEL_EXT.search(path) or _CKPT_DIR.search(path):
+    name, ext = _split(path)
+    if ext in _MODEL_EXT or _CKPT_DIR.search(path):
         return True
-    return bool(_WEAK_MODEL_EXT.search(path) and _MODEL_NAME.search(os.path.basename(path)))
+    return ext in _WEAK_MODEL_EXT and bool(_MODEL_NAME.search(name))
 
 
 def _is_system(path: str) -> bool:
-    return path.startswith(_SYSTEM_PREFIX) or bool(_CODE.search(path))
+    if path.startswith(_SYSTEM_PREFIX) or any(d in path for d in _CODE_DIRS):
+        return True
+    name, ext = _split(path)
+    return ext in _CODE_EXT or ".so." in name
 
 
 def file_class(resource: str | None, op: str, kind: str, written: bool = False,
@@ -246,18 +261,31 @@ def file_class(resource: str | None, op: str, kind: str, written: bool = False,
     user = (rules or DEFAULT_RULES).class_for(resource, op) if rules and rules.classes else None
     if user is not None:
         return user
-    if _LOG.search(resource):
+    return _resolve(_path_kind(resource), op, written, dataset_dir)
+
+
+def _path_kind(path: str) -> str:
+    """What the path alone says: log, system, model, data (shard/format name) or plain."""
+    name, ext = _split(path)
+    if ext in _LOG_EXT or _LOG_NAME.search(name) or any(d in path for d in _LOG_DIRS):
         return "log"
-    if _is_system(resource):
+    if _is_system(path):
+        return "system"
+    if _is_model(path):
+        return "model"
+    return "data" if ext in _DATA_EXT or _SHARD.search(name) else "plain"
+
+
+def _resolve(kind: str, op: str, written: bool, dataset_dir: bool) -> str:
+    if kind == "log":
+        return "log"
+    if kind == "system":
         return "other"
-    if _is_model(resource):
+    if kind == "model":
         if op in WRITE_OPS or (written and op not in DATA_OPS):
             return "checkpoint"
         return "weights"
-    name = resource.rsplit("/", 1)[-1]
-    if dataset_dir or _SHARD.search(name) or _DATA_EXT.search(name):
-        return "dataset"
-    return "other"
+    return "dataset" if kind == "data" or dataset_dir else "other"
 
 
 class FileClassifier:
@@ -275,6 +303,15 @@ class FileClassifier:
         self._dir_files: dict[str, set[str]] = {}
         self.dataset_dirs: set[str] = set()
         self.written: set[str] = set()
+        self._kinds: dict[str, str] = {}  # path -> _path_kind (bounded cache)
+
+    def _kind(self, path: str) -> str:
+        k = self._kinds.get(path)
+        if k is None:
+            if len(self._kinds) >= 200_000:
+                self._kinds.clear()
+            k = self._kinds[path] = _path_kind(path)
+        return k
 
     def _note(self, path: str, op: str) -> None:
         if op in WRITE_OPS:
@@ -282,7 +319,7 @@ class FileClassifier:
                 self.written.clear()
             self.written.add(path)
             return
-        if op not in DATA_OPS or _is_system(path) or _LOG.search(path):
+        if op not in DATA_OPS or self._kind(path) in ("system", "log"):
             return
         d, _, name = path.rpartition("/")
         if not d or d in self.dataset_dirs:
@@ -303,13 +340,14 @@ class FileClassifier:
             if k == "file" and r:
                 self._note(r, o)
         out: list[str | None] = []
+        user = self.rules.classes
         for r, o, k in zip(resources, ops, kinds):
             if k != "file" or not r:
                 out.append(None)
                 continue
-            out.append(file_class(r, o, k, written=r in self.written,
-                                  dataset_dir=r.rpartition("/")[0] in self.dataset_dirs,
-                                  rules=self.rules))
+            c = self.rules.class_for(r, o) if user else None
+            out.append(c or _resolve(self._kind(r), o, r in self.written,
+                                     r.rpartition("/")[0] in self.dataset_dirs))
         return out
 
 
