@@ -164,6 +164,19 @@ class Collector:
             self.extra.append(probe)
             self.meta.probes_attached.append(probe.name)
 
+    def _drop_probe(self, probe, exc: BaseException) -> None:
+        """An optional probe failed while running: detach it, say so in the capture."""
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        self.meta.errors.append(f"probe {probe.name} stopped: {reason}")
+        self.meta.probes_skipped[probe.name] = f"failed while running: {reason}"
+        if probe.name in self.meta.probes_attached:
+            self.meta.probes_attached.remove(probe.name)
+        self.extra.remove(probe)
+        try:
+            probe.close()
+        except Exception:  # noqa: BLE001
+            pass
+
     def _apply_requests(self) -> None:
         while True:
             try:
@@ -182,8 +195,11 @@ class Collector:
         while not self._stop.is_set():
             self._apply_requests()
             self.probe.poll()
-            for p in self.extra:
-                p.poll()
+            for p in list(self.extra):
+                try:
+                    p.poll()
+                except Exception as exc:  # noqa: BLE001
+                    self._drop_probe(p, exc)
             wait = min(POLL_S, max(0.0, next_drain - time.monotonic()))
             if self._stop.wait(wait):
                 break
@@ -232,9 +248,15 @@ class Collector:
 
             ctx = DrainContext(start_ns, end_ns, interval_s, self.host, self.resolver,
                                self.resolver.boot_offset_ns)
-            for p in self.extra:
-                p.poll()
-                tables.update(p.drain(ctx))
+            for p in list(self.extra):
+                try:
+                    p.poll()
+                    got = p.drain(ctx)
+                    for name, t in got.items():  # a probe's rows must fit the schema
+                        got[name] = t.cast(S.TABLES[name]) if t.schema != S.TABLES[name] else t
+                    tables.update(got)
+                except Exception as exc:  # noqa: BLE001 - one broken probe must not stop the rest
+                    self._drop_probe(p, exc)
         procs = self._procs_table(end_ns)
         tables["procs"] = procs
         counters = self.probe.counters()

@@ -151,7 +151,7 @@ def run_record(a: RecordArgs) -> int:
             return
         try:
             writer.write_tables(iv.tables, iv.start_ns)
-        except (OSError, CaptureError) as exc:  # disk full, I/O error, planted symlink:
+        except Exception as exc:  # noqa: BLE001 - disk full, I/O error, planted symlink, bad rows:
             # keep what is written, stop writing
             sink_error.append(exc)
             collector.stop()
@@ -171,7 +171,8 @@ def run_record(a: RecordArgs) -> int:
     child = None
     code = 0
     try:
-        collector.ready.wait()
+        while not collector.ready.wait(0.2):  # show "compiling probes…" meanwhile
+            status.tick()
         if collector.error is not None:
             print(f"iolens record: probes failed to load: {collector.error}", file=sys.stderr)
             code = EX_UNAVAILABLE
