@@ -23,6 +23,7 @@ from typing import Any
 EXTRA_PROBES: list[str] = [
     "iolens.probes.block:BlockProbe",          # block table (device view)
     "iolens.probes.pagecache:PageCacheProbe",  # pagecache + faults tables (per pid, file)
+    "iolens.probes.tcp:TcpProbe",              # tcp table (per connection, pid from peers)
     "iolens.probes.gpu:GpuProbe",              # gpu table (NVML; skipped without a GPU)
 ]
 
