@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -336,12 +335,12 @@ class FileClassifier:
 
     def classify(self, resources: Sequence[str | None], ops: Sequence[str],
                  kinds: Sequence[str]) -> list[str | None]:
-        for r, o, k in zip(resources, ops, kinds):
+        for r, o, k in zip(resources, ops, kinds, strict=True):
             if k == "file" and r:
                 self._note(r, o)
         out: list[str | None] = []
         user = self.rules.classes
-        for r, o, k in zip(resources, ops, kinds):
+        for r, o, k in zip(resources, ops, kinds, strict=True):
             if k != "file" or not r:
                 out.append(None)
                 continue
@@ -359,7 +358,7 @@ def note_file_ops(procs: Mapping[int, Any], pids: Iterable[int], classes: Iterab
                   ops: Iterable[str], counts: Iterable[int]) -> None:
     """Record per process which classes of files it read (dataset, weights) or wrote
     (checkpoint); a process with new evidence gets its role looked at again."""
-    for pid, cls, op, n in zip(pids, classes, ops, counts):
+    for pid, cls, op, n in zip(pids, classes, ops, counts, strict=True):
         if n <= 0 or cls is None:
             continue
         if not ((cls in ("dataset", "weights") and op in DATA_OPS) or

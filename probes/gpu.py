@@ -169,7 +169,7 @@ class GpuProbe:
 
         def row(idx, uuid, pid, util, mem_util, mem):
             for k, v in zip(cols, (ts_ns, interval_s, host, idx, uuid, pid, util, mem_util,
-                                   mem)):
+                                   mem), strict=True):
                 cols[k].append(v)
 
         for idx, h, uuid in self._devices:
