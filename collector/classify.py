@@ -421,6 +421,18 @@ def _distributed(info: Any, rank: int | None, parent: Any) -> bool:
     return bool(env.get("LOCAL_RANK", "").isdigit() and env.get("WORLD_SIZE"))
 
 
+#: multiprocessing's own service processes (their children are the parent's helpers)
+_MP_SERVICE = re.compile(r"multiprocessing\.(forkserver|resource_tracker|semaphore_tracker)")
+#: a child started by multiprocessing's spawn or forkserver context
+_MP_CHILD = re.compile(r"(multiprocessing\.spawn|--multiprocessing-fork)")
+
+
+def _helper_role(reads_data: bool, wrote_ckpt: bool) -> str | None:
+    if wrote_ckpt and not reads_data:
+        return "checkpoint-writer"
+    return "dataloader" if reads_data else None
+
+
 def decide_role(info: Any, procs: Mapping[int, Any], children: Mapping[int, list],
                 rules: Rules = DEFAULT_RULES, proc_root: str = "/proc") -> str | None:
     """The role of one process under the documented precedence (docs/roles.md)."""
@@ -437,20 +449,26 @@ def decide_role(info: Any, procs: Mapping[int, Any], children: Mapping[int, list
     # 1. helpers forked from a Python (training) process
     if comm.startswith("pt_data_worker") and (info.cmdline is not None or ops):
         return "dataloader"
-    if copy and parent is not None and _is_python(parent):
-        if wrote_ckpt and not reads_data:
-            return "checkpoint-writer"
-        if reads_data:
-            return "dataloader"
+    if not copy and _MP_SERVICE.search(info.cmdline or ""):
+        return None  # multiprocessing's forkserver / resource tracker: plumbing, not a role
+    helper = _helper_role(reads_data, wrote_ckpt)
+    if copy and parent is not None and _is_python(parent) and helper:
+        return helper
     # 2. distributed ranks
     rank = _env_rank(info)
     if not copy and _distributed(info, rank, parent):
         return "rank"
+    # helpers started by multiprocessing's spawn/forkserver contexts (not ranks: tested above)
+    if helper and _MP_CHILD.search(info.cmdline or ""):
+        return helper
     # 3. servers: many accepted connections, most of them short
     if getattr(info, "accepts", 0) >= th["server_accepts"] and \
             getattr(info, "short_conns", 0) >= th["server_short_conns"]:
         return "inference-server"
-    kids = children.get(info.pid, ())
+    kids = list(children.get(info.pid, ()))
+    for k in list(kids):  # workers forked by a forkserver child count as this process's
+        if _MP_SERVICE.search(k.cmdline or "") and not _fork_copy(k, info):
+            kids.extend(children.get(k.pid, ()))
     kid_roles = {k.role for k in kids}
     # 4. the trainer: parent of DataLoader workers / checkpoint helpers, or a torch process
     #    reading the dataset itself (num_workers=0)

@@ -197,3 +197,24 @@ def test_no_change_no_dirty_and_evidence_marks_stale(tmp_path):
     assert p.file_ops == {"checkpoint": 2, "weights": 1} and p.roles_stale
     assert assign_roles(procs, [p], proc_root=str(tmp_path)) == [p]
     assert p.role == "checkpoint-writer" and p.dirty and not p.roles_stale
+
+
+def test_spawn_and_forkserver_dataloader_contexts(tmp_path):
+    """Python 3.14 makes forkserver the default: workers are children of the forkserver."""
+    trainer = proc(80, 1)
+    fs = proc(81, 80, cmdline="python3 -c from multiprocessing.forkserver import main; "
+                              "main(7, 8, ['__main__'])", fork_copy=False)
+    w = proc(82, 81, cmdline=fs.cmdline, fork_copy=True, file_ops={"dataset": 9})
+    rt = proc(83, 80, cmdline="python3 -c from multiprocessing.resource_tracker import main;"
+                              "main(5)", fork_copy=False)
+    spawn_cmd = "python3 -c from multiprocessing.spawn import spawn_main; " \
+                "spawn_main(tracker_fd=5, pipe_handle=9) --multiprocessing-fork"
+    trainer2 = proc(90, 1)
+    sw = proc(91, 90, cmdline=spawn_cmd, fork_copy=False, file_ops={"dataset": 3})
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "WORLD_SIZE": "2"}
+    srank = proc(92, 90, cmdline=spawn_cmd, fork_copy=False, env=env,
+                 peers={"tcp:127.0.0.1:29500"}, file_ops={"dataset": 3})
+    procs = table(trainer, fs, w, rt, trainer2, sw, srank)
+    assign_roles(procs, [w, rt, sw, srank], proc_root=str(tmp_path))
+    assert [p.role for p in (trainer, fs, w, rt)] == ["trainer", None, "dataloader", None]
+    assert [p.role for p in (trainer2, sw, srank)] == ["trainer", "dataloader", "rank"]
