@@ -109,6 +109,8 @@ class InodePaths:
             self.learn_paths(resolver_paths(resolver))
             hit = self._get(st_dev, ino)
         miss = (pid, st_dev or 0, ino)
+        if len(self.misses) > 100_000:
+            self.misses.clear()
         if hit[0] is None and self.misses.get(miss, 0) < 3:
             self.misses[miss] = self.misses.get(miss, 0) + 1
             self._scan_proc(pid)
