@@ -124,9 +124,9 @@ def _make_private_dirs(root: Path, parts: tuple[str, ...]) -> None:
             raise CaptureError(f"refusing to write into {d}: owned by uid {st.st_uid}")
 
 
-def write_meta(dirpath: Path, meta: CaptureMeta) -> None:
-    """Atomically replace DIR/capture.json."""
-    tmp = dirpath / f".{META_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+def write_meta(dirpath: Path, meta: CaptureMeta, name: str = META_FILE) -> None:
+    """Atomically replace DIR/<name> (capture.json)."""
+    tmp = dirpath / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         os.unlink(tmp)
     except FileNotFoundError:
@@ -135,7 +135,7 @@ def write_meta(dirpath: Path, meta: CaptureMeta) -> None:
         json.dump(asdict(meta), f, indent=1, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, dirpath / META_FILE)
+    os.replace(tmp, dirpath / name)
 
 
 class _Segment:
@@ -204,12 +204,28 @@ class CaptureWriter:
         self.bytes_written = 0
         self.closed = False
         self.failed: BaseException | None = None  # set once a write failed; nothing more is tried
-        write_meta(self.dir, meta)
+        self._meta_dir, self._meta_name = self._meta_location()
+        self.write_meta()
+
+    def _meta_location(self) -> tuple[Path, str]:
+        """flat: DIR/capture.json. hive: ROOT/host=H/capture-<start>-<pid>.json, one per run,
+        so that restarts and many hosts never overwrite each other's metadata."""
+        if self.layout != "hive":
+            return self.dir, META_FILE
+        d = self.dir / f"host={self.meta.host}"
+        _make_private_dirs(self.dir, d.relative_to(self.dir).parts)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        return d, f"capture-{stamp}-{os.getpid()}.json"
+
+    def write_meta(self) -> None:
+        """Rewrite this run's metadata file atomically."""
+        write_meta(self._meta_dir, self.meta, self._meta_name)
 
     def _next_seq(self) -> int:
         """Continue numbering after existing parts (a daemon restart never overwrites)."""
         best = -1
-        for p in self.dir.rglob("part-*.parquet*"):
+        base = self.dir / f"host={self.meta.host}" if self.layout == "hive" else self.dir
+        for p in base.rglob("part-*.parquet*") if base.is_dir() else ():
             try:
                 best = max(best, int(p.name.split("-")[1].split(".")[0]))
             except (IndexError, ValueError):
@@ -279,7 +295,7 @@ class CaptureWriter:
         if had:
             self._seq += 1
         self._opened_at = time.monotonic()
-        write_meta(self.dir, self.meta)
+        self.write_meta()
 
     def open_bytes(self) -> int:
         """Bytes in segments not yet closed (for status lines)."""
@@ -294,7 +310,7 @@ class CaptureWriter:
         self.meta.ended = self.meta.ended or _iso_now()
         if self.failed is not None:  # keep the last good capture.json if this one cannot be written
             try:
-                write_meta(self.dir, self.meta)
+                self.write_meta()
             except OSError:
                 pass
             return
@@ -365,7 +381,7 @@ def read_capture(path: str | os.PathLike[str], tables: list[str] | None = None) 
     if not root.is_dir():
         raise CaptureError(f"not a capture directory: {root}")
     metas, skipped = [], []
-    for mp in sorted(root.rglob(META_FILE)):
+    for mp in sorted(root.rglob("capture*.json")):
         try:
             metas.append(CaptureMeta.from_dict(json.loads(mp.read_text())))
         except (OSError, ValueError, TypeError) as exc:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from iolens.collector.capture import CaptureError, CaptureWriter, write_meta
+from iolens.collector.capture import CaptureError, CaptureWriter
 from iolens.collector.live import Collector, CollectorThread
 from iolens.collector.options import RecordOptions
 
@@ -178,7 +178,7 @@ def run_record(a: RecordArgs) -> int:
             code = EX_UNAVAILABLE
             return code
         try:  # probes attached: say so now, not at the first rotation
-            write_meta(writer.dir, meta)
+            writer.write_meta()
         except (OSError, RuntimeError):  # RuntimeError: the collector changed meta meanwhile
             pass
         if a.opts.command:

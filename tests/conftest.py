@@ -17,6 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 REQUIRE_BPF = os.environ.get("IOLENS_REQUIRE_BPF") == "1"
 
+# Property tests: no per-example deadline (this 2-core machine is shared and noisy; speed is
+# measured by benchmarks/, never by tests), and a fixed example budget.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("iolens", deadline=None, max_examples=60)
+settings.load_profile("iolens")
+
 
 def _bpf_unavailable_reason() -> str | None:
     if os.geteuid() != 0:
