@@ -110,6 +110,7 @@ class TopApp(App[int]):
         source: a Source, or a callable that builds one (called on the worker thread so a
             slow start, e.g. compiling BPF, never blocks the first frame).
         window: intervals kept for verdicts and sparklines.
+        window_rows: io rows kept for verdicts (older intervals go first; bounds memory).
         rate_intervals: intervals the table rates are computed over (1 = like top).
         verdict_every: run the rules at most every this many frames.
         verdict_share: keep the rules (which share the CPU and the GIL with the UI) under
@@ -123,7 +124,8 @@ class TopApp(App[int]):
     BINDINGS = [Binding(k, a, SHORT.get(a, d), show=s, priority=k in PRIORITY)
                 for k, a, d, s in KEYS]
 
-    def __init__(self, source: SourceLike, *, window: int = 60, rate_intervals: int = 1,
+    def __init__(self, source: SourceLike, *, window: int = 60, window_rows: int = 400_000,
+                 rate_intervals: int = 1,
                  verdict_every: int = 5, verdict_share: float | None = 0.25,
                  clock: Callable[[], float] = time.monotonic,
                  poll_s: float = 0.2) -> None:
@@ -132,6 +134,7 @@ class TopApp(App[int]):
         self.source: Source | None = None if callable(source) and not hasattr(
             source, "next_interval") else source  # type: ignore[assignment]
         self.window_size = window
+        self.window_rows = window_rows
         self.rate_intervals = rate_intervals
         self.verdict_every = max(1, verdict_every)
         self.verdict_share = verdict_share
@@ -201,7 +204,7 @@ class TopApp(App[int]):
             return
         src = self.source
         model = Window(getattr(src, "meta", None) or CaptureMeta(), self.window_size,
-                       self.rate_intervals)
+                       self.rate_intervals, self.window_rows)
         seq, last_status, ended = 0, None, False
         while not self._stop.is_set():
             dirty = self._apply_commands(src, model)
@@ -364,7 +367,7 @@ class TopApp(App[int]):
 
     def _render_verdicts(self) -> None:
         snap = self.snapshot
-        window_s = (snap.interval_s * min(snap.intervals_seen, self.window_size)) if snap else 0
+        window_s = snap.window_s if snap else 0.0
         have = bool(snap and snap.intervals_seen) and self.verdict_runs > 0
         self.main.query_one("#verdicts", VerdictPanel).update(
             finding_text(self.findings, self._verdict_error, window_s, have))

@@ -87,6 +87,7 @@ class Snapshot:
     spark_pids: np.ndarray         # pids of the rows of `spark`
     spark: np.ndarray              # bytes/s per pid per interval, oldest first
     window: dict[str, pa.Table]    # the sliding window, per table (for the rules)
+    window_s: float                # seconds the window covers
     file_group: str = "path"
     has_tcp: bool = False
     position: tuple[int, int] | None = None   # replay only
@@ -435,12 +436,16 @@ class Window:
         meta: the source's capture metadata (header, empty-state reasons, rules).
         size: intervals kept for verdicts and sparklines.
         rate_intervals: the most recent intervals the table rates are computed over.
+        max_rows: io rows kept for the verdicts; older intervals are dropped first (their
+            sparkline sums stay), so 20k rows/s keeps ~20 s, about 200 MB, not 60 s.
     """
 
-    def __init__(self, meta: CaptureMeta, size: int = 60, rate_intervals: int = 1) -> None:
+    def __init__(self, meta: CaptureMeta, size: int = 60, rate_intervals: int = 1,
+                 max_rows: int = 400_000) -> None:
         self.meta = meta
         self.size = size
         self.rate_intervals = max(1, rate_intervals)
+        self.max_rows = max_rows
         self.reset()
 
     def reset(self) -> None:
@@ -455,6 +460,9 @@ class Window:
     def add(self, iv: Interval) -> None:
         """Take one interval: keep it, fold its procs rows, pre-sum its bytes per pid."""
         self.intervals.append(iv)
+        rows = sum(i.table("io").num_rows for i in self.intervals)
+        while rows > self.max_rows and len(self.intervals) > self.rate_intervals:
+            rows -= self.intervals.popleft().table("io").num_rows
         self.seen += 1
         self.first_ns = iv.start_ns if self.first_ns is None else self.first_ns
         self.lost_total += int(iv.health.get("lost_events") or 0)
@@ -515,6 +523,7 @@ class Window:
             spark=spark_series(self.pid_bytes, pids),
             window={n: t for n in _table_names(self.intervals)
                     if (t := self.table(n)) is not None},
+            window_s=sum(iv.interval_s for iv in self.intervals),
             file_group=opts.file_group, has_tcp=tcp is not None, **state)
 
 

@@ -166,3 +166,12 @@ def test_group_rollup_agrees_with_metrics_rollup(keys, group):
     for col in ("lat_p50_ns", "lat_p99_ns", "small_frac"):
         assert np.allclose(np.asarray(mine[col]), np.asarray(ref[col]), equal_nan=True), col
     assert [list(h) for h in mine["lat_hist"].to_pylist()] == ref["lat_hist"].to_pylist()
+
+
+def test_window_drops_old_intervals_past_the_row_budget_but_keeps_sparklines():
+    w = window(10, max_rows=20)   # the scene has 7 io rows per interval (9 in interval 5)
+    snap = w.snapshot(1)
+    assert snap.window["io"].num_rows <= 20 and len(w.intervals) == 2
+    assert snap.window_s == 2.0 and snap.intervals_seen == 10
+    i = list(snap.spark_pids).index(scene.TRAINER)
+    assert np.count_nonzero(snap.spark[i]) == 10

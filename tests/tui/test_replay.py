@@ -43,13 +43,14 @@ async def test_replay_shows_the_hottest_file_and_process_at_the_top():
 
 
 async def test_replay_pause_step_seek_and_speed():
-    app, src = replay_app(speed=1.0)
+    app, src = replay_app(speed=0.25)                   # one interval per 4 s until paused
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, at(app, 1))
+        await wait_for(pilot, lambda: app.snapshot is not None)
         await pilot.press("space")                       # pause
         await wait_for(pilot, lambda: app.snapshot.paused)
+        pos = app.snapshot.position[0]
         await pilot.press("n")                           # step one
-        await wait_for(pilot, at(app, 2))
+        await wait_for(pilot, at(app, pos + 1))
         await pilot.press("end")
         await wait_for(pilot, at(app, 10))
         assert app.snapshot.intervals_seen == 10         # the window was rebuilt
@@ -61,8 +62,8 @@ async def test_replay_pause_step_seek_and_speed():
         assert scene.CKPT in [r["_key"] for r in app.table("files").shown_rows]
         await pilot.press("right", "home")
         await wait_for(pilot, at(app, 0))
-        await pilot.press("plus", "plus")
-        await wait_for(pilot, lambda: app.snapshot.speed == 4.0)
+        await pilot.press("plus", "plus", "plus")
+        await wait_for(pilot, lambda: app.snapshot.speed == 2.0)
         assert "paused" in str(app.main.query_one("#health").render())
         assert src.paused
 
