@@ -408,6 +408,12 @@ def _torch(info: Any, proc_root: str) -> bool:
     return bool(info.torch)
 
 
+def _store_host(info: Any) -> bool:
+    """Accepted connections on MASTER_PORT: it hosts the rendezvous store (rank 0)."""
+    port = (info.env or {}).get("MASTER_PORT")
+    return bool(port) and any(p.endswith(":" + port) for p in getattr(info, "listens", ()) or ())
+
+
 def _distributed(info: Any, rank: int | None, parent: Any) -> bool:
     """A distributed rank: a rank in its environment (not just inherited by a forked helper),
     or MASTER_ADDR/MASTER_PORT set and a connection to that port (torch.multiprocessing.spawn
@@ -456,7 +462,9 @@ def decide_role(info: Any, procs: Mapping[int, Any], children: Mapping[int, list
         return helper
     # 2. distributed ranks
     rank = _env_rank(info)
-    if not copy and _distributed(info, rank, parent):
+    kids = list(children.get(info.pid, ()))
+    if not copy and _distributed(info, rank, parent) and \
+            (rank is not None or not any(k.role == "rank" for k in kids)):
         return "rank"
     # helpers started by multiprocessing's spawn/forkserver contexts (not ranks: tested above)
     if helper and _MP_CHILD.search(info.cmdline or ""):
@@ -465,7 +473,6 @@ def decide_role(info: Any, procs: Mapping[int, Any], children: Mapping[int, list
     if getattr(info, "accepts", 0) >= th["server_accepts"] and \
             getattr(info, "short_conns", 0) >= th["server_short_conns"]:
         return "inference-server"
-    kids = list(children.get(info.pid, ()))
     for k in list(kids):  # workers forked by a forkserver child count as this process's
         if _MP_SERVICE.search(k.cmdline or "") and not _fork_copy(k, info):
             kids.extend(children.get(k.pid, ()))
@@ -511,6 +518,8 @@ def assign_roles(procs: Mapping[int, Any], changed: Iterable[Any],
         for info in order:
             info.rank = _env_rank(info)
             info.role = decide_role(info, procs, children, rules, proc_root)
+            if info.role == "rank" and info.rank is None and _store_host(info):
+                info.rank = 0  # spawn-style launch: rank 0 hosts the store on MASTER_PORT
     out = []
     for pid, info in cand.items():
         info.roles_stale = False

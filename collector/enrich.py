@@ -49,6 +49,7 @@ class ProcInfo:
     accepts: int = 0                 # connections accepted
     short_conns: int = 0             # accepted connections closed within SHORT_CONN_NS
     peers: set[str] = field(default_factory=set)   # connect() destinations (first 32)
+    listens: set[str] = field(default_factory=set)  # tcp-listen:IP:PORT it accepted on
     file_ops: dict[str, int] = field(default_factory=dict)  # file class -> data ops
     torch: bool | None = None        # libtorch mapped (looked up lazily by classify)
     roles_stale: bool = False        # evidence changed: look at the role again
@@ -213,6 +214,10 @@ class Resolver:
                 if len(self._accepted) > 100_000:
                     self._accepted.clear()
                 self._accepted[(ev.tgid, ev.fd, ev.gen)] = ev.ts
+                if info.accepts <= 16:  # which port it serves (a rendezvous store, a server)
+                    lres = self._link_res(ev.tgid, ev.fd2)[1]
+                    if lres and lres.startswith("tcp-listen:"):
+                        info.listens.add(lres)
             elif peer and len(info.peers) < 32 and peer not in info.peers:
                 info.peers.add(peer)
                 info.roles_stale = True

@@ -154,9 +154,16 @@ def test_spawned_rank_without_rank_variable_by_master_port_peer(tmp_path):
     r = proc(30, 1, env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"},
              peers={"tcp:127.0.0.1:29500"}, fork_copy=False)
     idle = proc(31, 1, env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"})
-    procs = table(r, idle)
-    assign_roles(procs, [r, idle], proc_root=str(tmp_path))
+    r0 = proc(32, 1, env=r.env, peers={"tcp:127.0.0.1:29500"}, fork_copy=False,
+              listens={"tcp-listen:0.0.0.0:29500"})
+    # a launcher hosting the store for its rank children is not a rank itself
+    agent = proc(33, 1, env=r.env, peers={"tcp:127.0.0.1:29500"}, listens=r0.listens)
+    kid = proc(34, 33, env={**r.env, "RANK": "0"}, fork_copy=False)
+    procs = table(r, idle, r0, agent, kid)
+    assign_roles(procs, list(procs.values()), proc_root=str(tmp_path))
     assert (r.role, r.rank, idle.role) == ("rank", None, None)
+    assert (r0.role, r0.rank) == ("rank", 0)
+    assert (agent.role, agent.rank, kid.role, kid.rank) == ("launcher", None, "rank", 0)
 
 
 def test_inference_server_needs_many_short_connections(tmp_path):
