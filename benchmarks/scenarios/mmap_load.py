@@ -23,11 +23,11 @@ def run() -> None:
         evict(path)  # each "load" starts cold, as after a deploy or on a fresh node
         with open(path, "rb") as f:
             m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
-            w = np.frombuffer(m, dtype=np.float32)
-            total = float(w[:: 1024].sum())  # one touch per page: faults do the I/O
+            w = np.frombuffer(m, dtype=np.uint8)
+            total = int(w[::4096].sum(dtype=np.int64))  # one touch per page: faults do the I/O
             del w
             m.close()
-        print(f"load checksum {total:.3e}", flush=True)
+        assert total >= 0
 
 
 if __name__ == "__main__":
