@@ -26,18 +26,28 @@ export DEBIAN_FRONTEND=noninteractive
 
 # --- 1. packages -----------------------------------------------------------------------------
 KV=$(uname -r)
-pkgs=(python3-bpfcc libbpfcc bpfcc-tools iproute2 strace python3-venv chromium bpftool)
+pkgs=(python3-bpfcc libbpfcc bpfcc-tools iproute2 strace python3-venv bpftool)
+# Only the test suite needs these: a browser for the HTML report test, Vagrant to validate
+# the dev VM's Vagrantfile (installed without its recommends: no hypervisor is wanted here).
+test_pkgs=(chromium)
+case ",$EXTRAS," in *,test,*) pkgs+=("${test_pkgs[@]}") ;; esac
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+want_vagrant=0
+case ",$EXTRAS," in *,test,*) dpkg -s vagrant >/dev/null 2>&1 || want_vagrant=1 ;; esac
 need_headers=0
 [ -e "/lib/modules/$KV/build/include" ] || need_headers=1
-if [ ${#missing[@]} -gt 0 ] || [ $need_headers = 1 ]; then
+if [ ${#missing[@]} -gt 0 ] || [ $need_headers = 1 ] || [ $want_vagrant = 1 ]; then
   say "apt-get update"
   apt-get update -qq
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ $want_vagrant = 1 ]; then
+  say "installing vagrant (no recommends)"
+  apt-get install -y -qq --no-install-recommends vagrant >/dev/null || warn "vagrant not installable"
 fi
 
 # --- 2. kernel headers -----------------------------------------------------------------------
