@@ -40,6 +40,7 @@ from iolens.tui.widgets.panels import (HealthBar, VerdictPanel, finding_text, he
 from iolens.tui.widgets.tables import HotTable
 
 SourceLike = Source | Callable[[], Source]
+CATCH_UP = 30  # intervals folded into one frame at most
 
 #: every key of the main screen: (key, action, description, shown in footer). The help
 #: screen is generated from this list, so it cannot miss one.
@@ -216,6 +217,13 @@ class TopApp(App[int]):
             t0 = time.perf_counter()
             if iv is not None:
                 model.add(iv)
+                # Catch up in one frame when several intervals are ready (a slow frame, a
+                # fast replay) instead of deriving a frame per interval.
+                for _ in range(CATCH_UP):
+                    more = src.next_interval(0.0)
+                    if more is None:
+                        break
+                    model.add(more)
             finished = bool(src.finished)
             if finished and not ended and model.seen == 0:
                 err = _source_error(src)
