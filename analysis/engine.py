@@ -53,6 +53,7 @@ class DuckDBEngine:
 
     def __init__(self, threads: int | None = None) -> None:
         self.con = duckdb.connect(config={"threads": threads or max(1, os.cpu_count() or 1)})
+        self.con.sql("SET enable_progress_bar = false")  # never draw on the user's terminal
         self._columns: dict[str, list[str]] = {}
         self._keep: list[pa.Table] = []  # registered Arrow tables must outlive the queries
         self._rows: dict[str, int] = {}

@@ -30,7 +30,7 @@ from iolens.analysis.engine import Engine
 from iolens.collector.schema import LAT_BUCKETS
 
 #: above this many io rows, histograms come from a sample of about this many rows
-HIST_EXACT_ROWS = 2_000_000
+HIST_EXACT_ROWS = 1_000_000
 
 #: syscalls that block in poll-like waits (counted as waiting on peers, never as I/O)
 POLL_SYSCALLS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait",
@@ -161,6 +161,16 @@ SELECT host, pid, resource, SUM(segs_out) AS segs_out, SUM(retransmits) AS retra
 FROM tcp GROUP BY host, pid, resource"""
 
 
+def ops_from_resources(res: pa.Table) -> pa.Table:
+    """`ops` (see ops_sql) as a roll-up of `resources`: a small post-aggregation in Arrow."""
+    keys = ["host", "pid", "op", "kind", "file_class"]
+    sums = ["count", "bytes", "errors", "lat_sum_ns", "random_ops"]
+    g = res.group_by(keys, use_threads=False).aggregate(
+        [(c, "sum") for c in sums] + [("lat_max_ns", "max")])
+    names = {f"{c}_sum": c for c in sums} | {"lat_max_ns_max": "lat_max_ns"}
+    return g.rename_columns([names.get(c, c) for c in g.column_names])
+
+
 #: query name -> (table it needs, SQL builder)
 QUERIES = {
     "ops": ("io", ops_sql), "ops_hist": ("io", ops_hist_sql), "resources": ("io", resources_sql), "pid_span": ("io", pid_span_sql),
@@ -189,6 +199,10 @@ class Reduced:
             table, build = QUERIES[name]
             if not self.engine.has(table):
                 self._cache[name] = None
+            elif name == "ops":
+                # same result as ops_sql, rolled up from `resources` (already computed) rather
+                # than another scan of io: the scan is the expensive part on large captures
+                self._cache[name] = ops_from_resources(self.get("resources"))
             elif name == "ops_hist":
                 self._cache[name] = self.engine.query(build(self.engine, self.hist_sample_pct))
             else:
