@@ -93,6 +93,8 @@ def open_capture(path: str | os.PathLike[str]) -> tuple[DuckDBEngine, list[Captu
         raise AnalyzeError(f"no such capture: {root}")
     if not root.is_dir():
         raise AnalyzeError(f"not a capture directory: {root}")
+    if not os.access(root, os.R_OK | os.X_OK):  # else rglob finds nothing: "not a capture"
+        raise AnalyzeError(f"permission denied: {root} (a capture is private to its recorder)")
     metas, skipped = read_metas(root)
     files = [f for t in ("io", "procs", "events", "health") for f in table_files(root, t)]
     if not metas and not files:

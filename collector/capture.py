@@ -380,6 +380,8 @@ def read_capture(path: str | os.PathLike[str], tables: list[str] | None = None) 
         raise CaptureError(f"no such capture: {root}")
     if not root.is_dir():
         raise CaptureError(f"not a capture directory: {root}")
+    if not os.access(root, os.R_OK | os.X_OK):  # else rglob finds nothing: "not a capture"
+        raise CaptureError(f"permission denied: {root} (a capture is private to its recorder)")
     metas, skipped = [], []
     for mp in sorted(root.rglob("capture*.json")):
         try:

@@ -97,6 +97,9 @@ def build_source(args: argparse.Namespace) -> Any:
         raise TopError(f"live collection is unavailable in this build ({exc}); "
                        "use --replay DIR") from None
     from iolens.collector.options import RecordOptions
+    from iolens.collector.record import _privileged  # refuse before the screen opens
+    if (why := _privileged()):
+        raise TopError(f"cannot trace: {why}")
     opts = RecordOptions(pids=list(args.pid), command=_command(args), interval_s=args.interval)
 
     def factory() -> Any:
