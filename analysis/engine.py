@@ -59,9 +59,15 @@ class DuckDBEngine:
         self._rows: dict[str, int] = {}
 
     @classmethod
-    def from_tables(cls, tables: dict[str, pa.Table]) -> DuckDBEngine:
-        """An engine over in-memory tables (name -> pyarrow Table); empty tables are skipped."""
-        eng = cls(threads=1)  # small windows: thread start-up costs more than it saves
+    def from_tables(cls, tables: dict[str, pa.Table],
+                    reuse: DuckDBEngine | None = None) -> DuckDBEngine:
+        """An engine over in-memory tables (name -> pyarrow Table); empty tables are skipped.
+
+        `reuse`: an engine from an earlier call whose connection is recycled (its tables are
+        replaced); opening a DuckDB connection costs more than analysing a small window.
+        """
+        eng = reuse if reuse is not None else cls(threads=1)  # small windows: 1 thread
+        eng.release()
         for name, table in tables.items():
             if table is None or table.num_rows == 0:
                 continue
@@ -124,6 +130,14 @@ class DuckDBEngine:
 
     def row_count(self, table: str) -> int:
         return self._rows.get(table, 0)
+
+    def release(self) -> None:
+        """Drop the registered tables (keep the connection for reuse)."""
+        for name in list(self._columns):
+            self.con.unregister(name)
+        self._columns.clear()
+        self._keep.clear()
+        self._rows.clear()
 
     def close(self) -> None:
         self.con.close()

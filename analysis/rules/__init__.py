@@ -13,6 +13,7 @@ trainer's wait instead).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ CATEGORIES = ("small-io", "metadata-heavy", "sync-stall", "random-access", "slow
               "cache-miss", "mmap-fault-io", "network-latency", "network-bandwidth",
               "network-loss", "imbalance", "data-starvation")
 SEVERITIES = ("high", "warn", "info")
+_local = threading.local()
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ def run_rules(tables: dict[str, pa.Table], meta: Any = None,
     from iolens.analysis.thresholds import merge
 
     th = merge(thresholds)
-    with DuckDBEngine.from_tables(tables) as eng:
+    # one connection per thread, recycled: the TUI calls this every interval
+    eng = DuckDBEngine.from_tables(tables, getattr(_local, "engine", None))
+    _local.engine = eng
+    try:
         _, found = evaluate(Reduced(eng, meta), th)
+    finally:
+        eng.release()
     return found
