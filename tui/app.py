@@ -173,6 +173,9 @@ class TopApp(App[int]):
         # Only quit and help work over the drill and help screens; other keys go to them.
         if self.screen is not self.main and action not in ("quit", "help"):
             return False
+        # While typing a filter, Space, Enter and the arrows belong to the input box.
+        if isinstance(self.focused, Input) and action in ("pause", "seek", "seek_to", "drill"):
+            return False
         return True
 
     def get_default_screen(self) -> Screen:
@@ -445,8 +448,11 @@ class TopApp(App[int]):
             self.notify("step works in replay (--replay DIR)", timeout=3)
 
     def action_seek(self, delta: int) -> None:
-        if not self.replay:
-            self.table().action_scroll_right() if delta > 0 else self.table().action_scroll_left()
+        if not self.replay:  # live: the arrows scroll a wide table sideways
+            if delta > 0:
+                self.table().action_scroll_right()
+            else:
+                self.table().action_scroll_left()
             return
         pos = self.snapshot.position[0] if self.snapshot and self.snapshot.position else 0
         self._commands.put(("seek", max(0, pos + delta)))
@@ -454,8 +460,10 @@ class TopApp(App[int]):
     def action_seek_to(self, index: int) -> None:
         if self.replay:
             self._commands.put(("seek", index))
+        elif index == 0:
+            self.table().action_scroll_top()
         else:
-            self.table().action_scroll_top() if index == 0 else self.table().action_scroll_bottom()
+            self.table().action_scroll_bottom()
 
     def action_speed(self, factor: float) -> None:
         if self.replay:
@@ -521,9 +529,6 @@ class TopApp(App[int]):
         self._render_health()
 
     def action_drill(self) -> None:
-        if self.focused is self.main.query_one("#filter", Input):
-            self._filter_done(Input.Submitted(self.main.query_one("#filter", Input), ""))
-            return
         tbl = self.table()
         row = tbl.selected()
         if row is None or self.displayed is None:

@@ -541,11 +541,6 @@ def _cpu_pct(iv: Interval | None) -> float | None:
     return 100.0 * float(iv.health.get("collector_cpu_s") or 0.0) / secs
 
 
-def empty_snapshot(meta: CaptureMeta) -> Snapshot:
-    """The frame shown before any data arrived."""
-    return Window(meta).snapshot(0)
-
-
 def block_reason(meta: CaptureMeta) -> str:
     """Why there is no block-layer data, from `meta.probes_skipped`."""
     for name, why in (meta.probes_skipped or {}).items():

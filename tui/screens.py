@@ -106,8 +106,7 @@ class DrillScreen(Screen[None]):
             self._fill("drill-files", file_table(mine, w, snap.file_group))
             self._fill("drill-peers", peer_table(mine, w))
         else:
-            col = "kind"
-            mine = io.filter(pc.and_(pc.equal(io.column(col),
+            mine = io.filter(pc.and_(pc.equal(io.column("kind"),
                                               "file" if self.kind == "file" else "socket"),
                                      pc.equal(io.column("resource"), str(self.key))))
             self._title(f"{self.kind} {self.key}")

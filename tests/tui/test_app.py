@@ -74,6 +74,9 @@ async def test_filter_by_text_and_clear():
         assert keys_of(app, "peers") == []
         await pilot.press("escape")
         assert app.filter_text == "" and keys_of(app, "peers") == [scene.PEER]
+        # Space and the arrows edit the filter text; they do not pause or seek
+        await pilot.press("slash", *"train", "left", "space", "enter")
+        assert app.filter_text == "trai n" and not app.frozen
 
 
 async def test_drill_down_enter_and_escape():
