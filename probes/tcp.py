@@ -7,8 +7,8 @@ established during the capture, RTT samples (tcp_probe), plus one host-level row
 
 Attribution: retransmits run in softirq, so `pid` comes from user space: the row's peer
 (`tcp:IP:PORT`) is matched with the socket resources the syscall layer saw this interval
-(resolver fd tables); pid stays null when no traced process, or more than one, has that peer.
-With --pid/-- CMD only rows matched to a traced process are kept. The connection's
+(resolver fd tables); pid stays null when no process, or more than one (a socket shared after
+fork), has that peer. With --pid/-- CMD only rows matched to traced processes are kept. The connection's
 connect/accept event may still sit in the syscall ring buffer when this probe drains: an
 unmatched row (pid mode, or a new connection) is retried once at the next drain and then
 written with its own interval's `ts`.
@@ -125,15 +125,15 @@ class TcpProbe:
         for age, batch in ((1, held), (0, new)):
             for start_ns, interval_s, row in batch:
                 pids = peers.get(row["resource"], set())
+                if self.pid_mode:
+                    pids = {p for p in pids if p in procs}
                 pid = next(iter(pids)) if len(pids) == 1 else None
-                if pid is not None and self.pid_mode and pid not in procs:
-                    pid = None
-                if pid is None and row["resource"] != ANY and age == 0 and \
+                if not pids and row["resource"] != ANY and age == 0 and \
                         (self.pid_mode or row["connects"]):
                     # its connect/accept may still be in the syscall ring buffer: retry once
                     self._held.append((start_ns, interval_s, row))
                     continue
-                if pid is None and self.pid_mode:
+                if not pids and self.pid_mode:
                     continue   # not a traced process's connection (or host-level drops)
                 out.append((start_ns, interval_s, pid, row))
         if not out:
