@@ -81,6 +81,11 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role-map", metavar="FILE", type=_role_map_file,
                    help="TOML file of extra process-role and file-class rules (docs/roles.md)")
     p.add_argument("--demo", action="store_true", help="record the bundled demo AI workload")
+    p.add_argument("--daemon", action="store_true",
+                   help="run headless forever per --config (hive tree, retention, status file)")
+    p.add_argument("--config", metavar="FILE", help="daemon config (TOML); see docs/deploy.md")
+    p.add_argument("--check-config", action="store_true",
+                   help="with --daemon: validate the config, print it, and exit")
     p.add_argument("--print-bpf", action="store_true",
                    help="print the final BPF program and its flags, then exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no status line")
@@ -117,9 +122,38 @@ def run_record(args: argparse.Namespace) -> int:
                 print(f"// ---- probe {probe.name} ----")
                 print(probe.render())
         return 0
+    if args.daemon:
+        return _run_daemon(args, opts)
     ra = RecordArgs(out=args.output or default_out_dir(), opts=opts, duration=args.duration,
                     rotate_s=args.rotate, rotate_mb=args.rotate_mb, metrics=args.metrics,
                     layout=args.layout, quiet=args.quiet)
+    return _run(ra)
+
+
+def _run_daemon(args: argparse.Namespace, opts) -> int:
+    """`record --daemon --config FILE`: the config decides; command-line targets are refused."""
+    import json
+    from dataclasses import asdict
+
+    from iolens.collector.daemon import ConfigError, load_config
+    from iolens.collector.record import RecordArgs
+    from iolens.collector.record import run_record as _run
+
+    if not args.config:
+        raise _Usage("--daemon needs --config FILE")
+    if opts.command or opts.pids:
+        raise _Usage("--daemon traces the whole system or the config's cgroup, not -p/-- CMD")
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        raise _Usage(str(exc)) from None
+    if args.check_config:
+        print(json.dumps(asdict(cfg), indent=1, sort_keys=True))
+        return 0
+    opts.interval_s, opts.slow_ms, opts.cgroup = cfg.interval_s, cfg.slow_ms, cfg.cgroup
+    opts.disable, opts.redact = list(cfg.disable), cfg.redact
+    ra = RecordArgs(out=cfg.root, opts=opts, rotate_s=cfg.rotate_s, metrics=cfg.metrics,
+                    layout="hive", quiet=True, daemon=cfg)
     return _run(ra)
 
 

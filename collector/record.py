@@ -44,6 +44,7 @@ class RecordArgs:
     metrics: str | None = None
     layout: str = "flat"
     quiet: bool = False
+    daemon: object | None = None  # collector.daemon.DaemonConfig when running as a daemon
 
 
 def validate(a: RecordArgs) -> None:
@@ -136,7 +137,8 @@ def run_record(a: RecordArgs) -> int:
         meta.command = redactor.argv(meta.command)
     try:
         writer = CaptureWriter(a.out, meta, rotate_s=a.rotate_s,
-                               rotate_bytes=int(a.rotate_mb * 2**20), layout=a.layout)
+                               rotate_bytes=int(a.rotate_mb * 2**20), layout=a.layout,
+                               must_be_new=a.daemon is None)
     except CaptureError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -157,6 +159,8 @@ def run_record(a: RecordArgs) -> int:
             collector.stop()
 
     collector.sinks = [write] + ([lambda iv: exporter.update(iv, meta)] if exporter else [])
+    if a.daemon is not None:
+        collector.sinks.append(_daemon_sink(a.daemon, writer, collector, sink_error))
     stop = threading.Event()
     signalled: list[int] = []
 
@@ -251,6 +255,38 @@ def _wait(a: RecordArgs, child, stop: threading.Event, collector: Collector, sta
             return child.wait() if child is not None else 0
         status.tick()
         time.sleep(0.1)
+
+
+def _daemon_sink(cfg, writer: CaptureWriter, collector: Collector, errors: list):
+    """Per interval: the status file; every minute: retention of this host's old segments."""
+    from iolens.collector.daemon import apply_retention, write_status
+
+    last_retention = [0.0]
+    started = time.time()
+
+    def sink(iv) -> None:
+        now = time.time()
+        if now - last_retention[0] >= 60:
+            last_retention[0] = now
+            try:
+                apply_retention(Path(cfg.root), writer.meta.host, cfg.retention_hours * 3600,
+                                int(cfg.max_total_gb * 2**30), now)
+            except OSError as exc:
+                writer.meta.errors.append(f"retention: {exc}")
+        status = {"state": "writing" if not errors else "error", "pid": os.getpid(),
+                  "host": writer.meta.host, "root": cfg.root, "started": started,
+                  "last_interval_end": iv.end_ns / 1e9, "intervals": collector.intervals,
+                  "io_rows": collector.rows, "lost_events": collector.lost,
+                  "bytes_written": writer.bytes_written,
+                  "probes_attached": writer.meta.probes_attached,
+                  "probes_skipped": writer.meta.probes_skipped,
+                  "errors": [str(e) for e in errors] + writer.meta.errors[-5:]}
+        try:
+            write_status(cfg.status_file, status)
+        except OSError:
+            pass  # monitoring must never stop the recording
+
+    return sink
 
 
 def _start_metrics(addr: str | None):

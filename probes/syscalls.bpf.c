@@ -49,6 +49,17 @@
 #ifndef TRACK_LATENCY
 #define TRACK_LATENCY 1
 #endif
+#ifndef EXIT_ONLY
+/* Without latency, data and sync ops need no enter program: their fd and position are read
+ * back at exit from the task's saved user registers (bpf_task_pt_regs, x86-64). One
+ * tracepoint program per op instead of two, and no start record. Needs the same BTF task
+ * helpers as task storage, so the hash fallback (USE_TASK_STORAGE=0) turns it off too. */
+#if !TRACK_LATENCY && USE_TASK_STORAGE && defined(__x86_64__)
+#define EXIT_ONLY 1
+#else
+#define EXIT_ONLY 0
+#endif
+#endif
 
 /* Shared (not per-CPU) preallocated hashes updated with atomic adds: memory is
  * MAX_KEYS x value size whatever the CPU count (a per-CPU map multiplies it by the CPUs), and
@@ -314,6 +325,34 @@ static __always_inline int on_exit_fd(u16 sys, s64 ret, int sized, int posarg)
 }
 
 /* ---- data ops ------------------------------------------------------------------------- */
+#if EXIT_ONLY
+/* Exit-only data/sync op: filter, then fd (argument 0, or 2 for the destination fd of
+ * copy_file_range/splice) and position (argument 3) from the saved registers. */
+static __always_inline int on_exit_regs(u16 sys, s64 ret, int sized, int posarg)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id;
+    if (!wanted(tgid))
+        return 0;
+    struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    u64 fdv = 0, posv = 0;
+    if (sys == SYS_COPY_FILE_RANGE || sys == SYS_SPLICE)
+        bpf_probe_read_kernel(&fdv, sizeof(fdv), &r->dx);
+    else
+        bpf_probe_read_kernel(&fdv, sizeof(fdv), &r->di);
+    if (posarg)
+        bpf_probe_read_kernel(&posv, sizeof(posv), &r->r10);
+    s32 fd = (s32)fdv;
+    u32 gen = gen_of(tgid, fd);
+    s64 pos = (posarg && (s64)posv >= 0) ? (s64)posv : -1;
+    agg_add(tgid, tid, fd, gen, sys, ret, 0, ret > 0 ? ret : 0, sized, pos);
+    return 0;
+}
+#define DATA_FD(name, SYS, fdexpr, posexpr, posflag)                                         \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return on_exit_regs(SYS, args->ret, 1, posflag); }
+#define SYNC_FD(name, SYS, fdexpr)                                                           \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return on_exit_regs(SYS, args->ret, 0, 0); }
+#else
 #define DATA_FD(name, SYS, fdexpr, posexpr, posflag)                                         \
     TRACEPOINT_PROBE(syscalls, sys_enter_##name) {                                           \
         return on_enter(SYS, (s32)(fdexpr), 0, (u64)(posexpr));                              \
@@ -323,6 +362,7 @@ static __always_inline int on_exit_fd(u16 sys, s64 ret, int sized, int posarg)
 #define SYNC_FD(name, SYS, fdexpr)                                                           \
     TRACEPOINT_PROBE(syscalls, sys_enter_##name) { return on_enter(SYS, (s32)(fdexpr), 0, 0); } \
     TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return on_exit_fd(SYS, args->ret, 0, 0); }
+#endif
 
 #ifdef HAVE_read
 DATA_FD(read, SYS_READ, args->fd, 0, 0)
@@ -760,16 +800,21 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     u32 tgid = id >> 32, tid = (u32)id;
     if (!wanted(tgid))
         return 0;
-#if FILTER_MODE == 1
-    targets.delete(&tid);
-#endif
 #ifdef HAVE_GROUP_DEAD
-    if (!args->group_dead)
-        return 0;
+    int last = args->group_dead;
 #else
-    if (tid != tgid)
-        return 0;
+    int last = tid == tgid;
 #endif
+#if FILTER_MODE == 1
+    /* A thread's own entry (added at its creation) goes with it; the process's entry only
+     * with its last thread, so threads that outlive the main thread stay traced. */
+    if (tid != tgid || last)
+        targets.delete(&tid);
+    if (last && tid != tgid)
+        targets.delete(&tgid);
+#endif
+    if (!last)
+        return 0;
     struct event *e = ev_new(EV_EXIT, 0, tgid, tid);
     if (e)
         ev_send(e);
