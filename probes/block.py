@@ -55,7 +55,10 @@ class BlockProbe:
         self.counters = dict.fromkeys(COUNTERS, 0)
 
     def render(self) -> str:
-        return render(self.cflags or plan(), SOURCE)
+        try:
+            return render(self.cflags or plan(), SOURCE)
+        except ProbeUnavailable as exc:
+            return f"// {self.name}: not loadable here: {exc}\n"
 
     def start(self) -> None:
         from iolens.probes._bcc import Program

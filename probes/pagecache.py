@@ -153,7 +153,10 @@ class PageCacheProbe:
         self.counters = dict.fromkeys(COUNTERS, 0)
 
     def render(self) -> str:
-        return render(self.cflags or plan(os.getpid()), SOURCE)
+        try:
+            return render(self.cflags or plan(os.getpid()), SOURCE)
+        except ProbeUnavailable as exc:
+            return f"// {self.name}: not loadable here: {exc}\n"
 
     def start(self) -> None:
         from iolens.probes._bcc import ProbeLoadError, Program

@@ -87,7 +87,10 @@ class TcpProbe:
         self._held: list = []   # rows whose peer was not matched yet (one retry)
 
     def render(self) -> str:
-        return render(self.cflags or plan(), SOURCE)
+        try:
+            return render(self.cflags or plan(), SOURCE)
+        except ProbeUnavailable as exc:
+            return f"// {self.name}: not loadable here: {exc}\n"
 
     def start(self) -> None:
         from iolens.probes._bcc import Program

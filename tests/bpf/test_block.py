@@ -77,3 +77,21 @@ def test_missing_tracepoint_is_a_one_line_reason(tmp_path):
 
     with pytest.raises(ProbeUnavailable, match="block:block_rq_issue not present"):
         require("block", "block_rq_issue", ("dev",), root=tmp_path)
+
+
+@pytest.mark.parametrize("spec", ["iolens.probes.block:BlockProbe",
+                                  "iolens.probes.pagecache:PageCacheProbe",
+                                  "iolens.probes.tcp:TcpProbe"])
+def test_probe_without_its_tracepoints_is_skipped_with_a_reason(spec, tmp_path, monkeypatch):
+    """start() raises a one-line reason (the collector records it in probes_skipped)."""
+    from iolens.probes import _optional
+    from iolens.probes.registry import load_class
+
+    monkeypatch.setattr(_optional, "tracefs_root", lambda: tmp_path)
+    probe = load_class(spec)(None)
+    with pytest.raises(_optional.ProbeUnavailable) as info:
+        probe.start()
+    assert "not present on this kernel" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert "not loadable here" in probe.render()
+    probe.close()
