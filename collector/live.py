@@ -24,6 +24,7 @@ import pyarrow as pa
 from iolens import __version__
 from iolens.collector import schema as S
 from iolens.collector.capture import CaptureMeta, CaptureWriter, iso_now
+from iolens.collector.clock import sample as clock_sample
 from iolens.collector.enrich import Resolver, clock_offset_ns
 from iolens.collector.options import RecordOptions
 from iolens.collector.sources import Interval
@@ -137,7 +138,7 @@ class Collector:
             self.probe.add_cgroup(os.stat(self.opts.cgroup).st_ino)
         self._start_extra()
         self._apply_requests()
-        self.meta.clock.append({"realtime_ns": time.time_ns(), "monotonic_ns": time.monotonic_ns()})
+        self.meta.clock.append(clock_sample())
         self.status = "tracing"
 
     def _start_extra(self) -> None:
@@ -275,6 +276,8 @@ class Collector:
         self.resolver.after_drain()
         self._forget_exited(end_ns)
         self.intervals += 1
+        if self.intervals % 60 == 0:  # clock drift and NTP state over long captures
+            self.meta.clock.append(clock_sample())
         self.rows += io.num_rows
         self.lost += delta["lost_events"]
         self.meta.intervals = self.intervals
