@@ -10,6 +10,7 @@ import json
 import mmap
 import os
 import sys
+import time
 
 work, truth = sys.argv[1], sys.argv[2]
 os.makedirs(work, exist_ok=True)
@@ -37,8 +38,10 @@ make(data, READ_MB)
 fd = os.open(weights, os.O_RDONLY)
 m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
 total = 0
+t0 = time.monotonic_ns()
 for off in range(0, MMAP_MB * MB, PAGE):
     total += m[off]
+touch_ns = time.monotonic_ns() - t0
 m.close()
 os.close(fd)
 
@@ -56,4 +59,4 @@ os.close(fd)
 
 json.dump({"pid": os.getpid(), "weights": os.path.realpath(weights), "data": os.path.realpath(data),
            "out": os.path.realpath(out), "mmap_bytes": MMAP_MB * MB, "read_bytes": READ_MB * MB,
-           "write_bytes": WRITE_MB * MB, "page": PAGE}, open(truth, "w"))
+           "write_bytes": WRITE_MB * MB, "page": PAGE, "touch_ns": touch_ns}, open(truth, "w"))
