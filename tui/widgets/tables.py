@@ -34,27 +34,38 @@ class HotTable(DataTable):
         self.sort_col = view.sort
         self.descending = True
         self._wide: bool | None = None
+        self._widths: dict[str, int] = {}
         self._cols: list[Col] = []
         self.shown_rows: list[dict] = []
 
-    def _ensure_columns(self, sort_mark: bool = True) -> None:
-        wide = self._is_wide()
-        if wide == self._wide and self.columns:
+    def _ensure_columns(self) -> None:
+        layout = self._layout()
+        if layout == (self._wide, self._widths) and self.columns:
             self._relabel()
             return
-        self._wide = wide
+        self._wide, self._widths = layout
         self.clear(columns=True)
-        self._cols = self.view.columns(wide)
+        self._cols = self.view.columns(self._wide)
         for c in self._cols:
-            width = c.wide if (wide and c.wide) else c.width
-            self.add_column(self._label(c), width=width, key=c.key)
+            self.add_column(self._label(c), width=self._widths[c.key], key=c.key)
 
-    def _is_wide(self) -> bool:
-        # Own width once laid out (drill panes are narrower than the terminal).
-        return (self.size.width or self.app.size.width) >= WIDE_AT
+    def _layout(self) -> tuple[bool, dict[str, int]]:
+        """The column set and widths for the space this table has: the wide set when it
+        fits (each cell is padded by 2, plus a scrollbar), and any width left over goes to
+        the first text column (process name, path, endpoint)."""
+        avail = self.size.width or self.app.size.width
+        wide_need = sum((c.wide or c.width) + 2 for c in self.view.columns(True)) + 2
+        wide = avail >= max(wide_need, WIDE_AT)
+        cols = self.view.columns(wide)
+        widths = {c.key: (c.wide or c.width) if wide else c.width for c in cols}
+        spare = avail - (sum(w + 2 for w in widths.values()) + 2)
+        text = next((c.key for c in cols if not c.numeric and c.key != "spark"), None)
+        if text is not None and spare > 0:
+            widths[text] += spare
+        return wide, widths
 
     def on_resize(self) -> None:
-        if self._wide is not None and self._is_wide() != self._wide:
+        if self._wide is not None and self._layout() != (self._wide, self._widths):
             self.show_rows(self.shown_rows)
 
     def _label(self, c: Col) -> Text:
@@ -70,7 +81,7 @@ class HotTable(DataTable):
         self.refresh()
 
     def _cell(self, c: Col, row: dict) -> Text:
-        width = c.wide if (self._wide and c.wide) else c.width
+        width = self._widths.get(c.key, c.width)
         v = row.get(c.key)
         if c.key == "spark":
             return Text(fmt.sparkline(v if v is not None else [], width), style="green")
