@@ -5,6 +5,9 @@ how long it took, as one JSON line. Used by workloads.py (untraced and under iol
     python wl_driver.py NAME --prepare          create the scenario's data (not timed)
     python wl_driver.py NAME --calibrate SECS   run SECS seconds; print the iterations done
     python wl_driver.py NAME --iters N          run exactly N iterations; print the seconds
+    python wl_driver.py --batch NAME:N ...      each in turn (a child process each), one JSON
+                                                line {NAME: seconds, ...} (one tracer start-up
+                                                serves every workload of a round)
 
 The scenarios loop with `common.until()` for a duration; here `until` is replaced by a
 generator of exactly N iterations before the scenario is imported, so the work is fixed and
@@ -121,7 +124,25 @@ def gloo(n: int) -> float:
     return json.loads(outs[0].strip().splitlines()[-1])["rank_secs"]
 
 
+def batch(specs: list[str]) -> int:
+    res = {}
+    for spec in specs:
+        name, n = spec.rsplit(":", 1)
+        r = subprocess.run([sys.executable, __file__, name, "--iters", n], capture_output=True,
+                           text=True, timeout=600)
+        if r.returncode != 0:
+            print(f"{name} failed: {r.stderr[-300:]}", file=sys.stderr)
+            res[name] = None
+            continue
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("{")][-1]
+        res[name] = json.loads(line)["secs"]
+    print(json.dumps(res), flush=True)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1] == "--batch":
+        return batch(sys.argv[2:])
     name, mode = sys.argv[1], sys.argv[2]
     if mode == "--rank":
         gloo_rank(int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))

@@ -5,7 +5,8 @@
 
 Each workload is a labeled scenario of benchmarks/scenarios/ run for a fixed amount of work by
 wl_driver.py (the iteration count is calibrated once, untraced, to about --seconds). Then, per
-round, it runs untraced and under `iolens record -q -o DIR -- ...` (default options; the order
+round, all workloads run one after the other untraced, and again under one
+`iolens record -q -o DIR -- wl_driver.py --batch ...` (default options; which goes first
 alternates each round). The time is measured inside the workload (interpreter start and the
 tracer's start-up are not part of it). Slowdown = median(traced) / median(untraced) - 1; the
 min-based figure is shown too. Raw numbers: benchmarks/results/workloads.json.
@@ -46,16 +47,17 @@ def last_json(out: str) -> dict:
     raise RuntimeError(f"no result line: {out[-300:]!r}")
 
 
-def run(name: str, iters: int, traced: bool, work: Path, env: dict) -> float:
-    cmd = [sys.executable, DRIVER, name, "--iters", str(iters)]
-    cap = work / f"cap-{name}-{time.monotonic_ns()}"
+def run(iters: dict[str, int], traced: bool, work: Path, env: dict) -> dict[str, float | None]:
+    """Every workload once, in one process tree (one `iolens record` when traced)."""
+    cmd = [sys.executable, DRIVER, "--batch", *(f"{n}:{k}" for n, k in iters.items())]
+    cap = work / f"cap-{time.monotonic_ns()}"
     if traced:
         cmd = [C.IOLENS, "record", "-q", "-o", str(cap), "--", *cmd]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     C.rmtree(cap)
     if r.returncode != 0:
-        raise RuntimeError(f"{'traced' if traced else 'untraced'} {name} failed: {r.stderr[-500:]}")
-    return last_json(r.stdout)["secs"]
+        raise RuntimeError(f"{'traced' if traced else 'untraced'} batch failed: {r.stderr[-500:]}")
+    return last_json(r.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,15 +88,19 @@ def main(argv: list[str] | None = None) -> int:
     errors: dict[str, list[str]] = {}
     try:
         for r in range(a.rounds):
-            for n in iters:
-                order = (False, True) if r % 2 == 0 else (True, False)
-                for traced in order:
-                    try:
-                        s = run(n, iters[n], traced, work, env)
-                        samples[n]["traced" if traced else "untraced"].append(s)
-                    except (RuntimeError, subprocess.SubprocessError) as exc:
-                        errors.setdefault(n, []).append(str(exc)[-300:])
-                        print(exc, file=sys.stderr)
+            order = (False, True) if r % 2 == 0 else (True, False)
+            for traced in order:
+                try:
+                    res = run(iters, traced, work, env)
+                except (RuntimeError, subprocess.SubprocessError) as exc:
+                    errors.setdefault("batch", []).append(str(exc)[-300:])
+                    print(exc, file=sys.stderr)
+                    continue
+                for n, secs in res.items():
+                    if secs is None:
+                        errors.setdefault(n, []).append("failed")
+                    else:
+                        samples[n]["traced" if traced else "untraced"].append(secs)
             print(f"round {r + 1}/{a.rounds} done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
     finally:
         C.rmtree(work)
