@@ -87,3 +87,41 @@ def test_only_traced_processes_have_rows(capture):
     traced = set(t["procs"]["pid"].to_pylist())
     for name in ("pagecache", "faults"):
         assert set(t[name]["pid"].to_pylist()) <= traced, name
+
+
+@pytest.fixture(scope="module")
+def throttled(tmp_path_factory):
+    """A writer on a loop-device filesystem whose bdi allows 1 MiB of dirty data."""
+    from tests.bpf.loopdev import throttled_fs
+
+    base = tmp_path_factory.mktemp("throttle")
+    out, truth = base / "cap", base / "truth.json"
+    with throttled_fs() as (mnt, majmin):
+        proc = subprocess.run([*IOLENS, "record", "-q", "-o", str(out), "--", sys.executable,
+                               str(HERE / "wl_throttle.py"), f"{mnt}/ckpt.bin", "48", str(truth)],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    tables = {t: ds.dataset(str(out / t), format="parquet").to_table()
+              for t in ("pagecache", "block")}
+    return tables, json.loads(truth.read_text()), majmin
+
+
+def test_dirty_throttling_is_charged_to_the_writer_and_file(throttled):
+    t, truth, majmin = throttled
+    pcache = t["pagecache"]
+    rows = pcache.filter(pc.and_(pc.equal(pcache["pid"], truth["pid"]),
+                                 pc.equal(pcache["resource"], truth["path"])))
+    assert rows.num_rows > 0, pcache.to_pylist()
+    assert set(rows["dev"].to_pylist()) == {majmin}
+    throttle = pc.sum(rows["throttle_ns"]).as_py()
+    assert 0 < throttle <= truth["write_ns"], (throttle, truth["write_ns"])
+    pages = truth["bytes"] // 4096
+    assert abs(pc.sum(rows["dirtied_pages"]).as_py() - pages) <= 0.01 * pages
+
+
+def test_loop_device_has_its_own_block_rows(throttled):
+    t, truth, majmin = throttled
+    block = t["block"]
+    rows = block.filter(pc.and_(pc.equal(block["dev"], majmin), pc.equal(block["op"], "write")))
+    assert set(rows["device"].to_pylist()) == {f"loop{majmin.split(':')[1]}"}
+    assert pc.sum(rows["bytes"]).as_py() >= truth["bytes"]
