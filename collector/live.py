@@ -255,6 +255,7 @@ class Collector:
                     got = p.drain(ctx)
                     for name, t in got.items():  # a probe's rows must fit the schema
                         got[name] = t.cast(S.TABLES[name]) if t.schema != S.TABLES[name] else t
+                        got[name] = self._redactor.table(got[name]) if self._redactor else got[name]
                     tables.update(got)
                 except Exception as exc:  # noqa: BLE001 - one broken probe must not stop the rest
                     self._drop_probe(p, exc)

@@ -12,6 +12,11 @@ import hashlib
 import hmac
 import os
 
+import pyarrow as pa
+
+#: columns that hold paths in any table (peers like tcp:IP:PORT pass through `path` unchanged)
+PATH_COLUMNS = ("resource", "exe")
+
 
 class Redactor:
     def __init__(self, key: bytes | None = None) -> None:
@@ -43,3 +48,12 @@ class Redactor:
         if not argv:
             return argv
         return [os.path.basename(argv[0])] + [self._h(a) for a in argv[1:]]
+
+    def table(self, t: pa.Table) -> pa.Table:
+        """Hash the path columns of a table (used for the optional probes' tables)."""
+        for name in PATH_COLUMNS:
+            i = t.schema.get_field_index(name)
+            if i >= 0:
+                vals = [self.path(v) for v in t.column(i).to_pylist()]
+                t = t.set_column(i, t.schema.field(i), pa.array(vals, t.schema.field(i).type))
+        return t

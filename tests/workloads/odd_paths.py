@@ -9,6 +9,7 @@ TRUTH_JSON: {"pid": P, "files": [{"path_hex": ..., "bytes": N}, ...]}
 import json
 import os
 import sys
+import time
 
 work = os.fsencode(sys.argv[1])
 os.makedirs(work)
@@ -27,3 +28,4 @@ for i, p in enumerate(paths):
 assert max(len(p) for p in paths) >= 3900, max(len(p) for p in paths)
 with open(sys.argv[2], "w") as f:
     json.dump(truth, f)
+time.sleep(1.5)  # a process gone before the collector reads /proc has no cmdline
