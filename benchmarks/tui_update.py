@@ -90,6 +90,18 @@ class HandOver:
         pass
 
 
+class _Signalling(TopApp):
+    """TopApp that sets an asyncio.Event after each applied frame."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.frame_done = asyncio.Event()
+
+    def on_snapshot_ready(self, message) -> None:
+        super().on_snapshot_ready(message)
+        self.frame_done.set()
+
+
 async def measure(rows: int, repeats: int, size: tuple[int, int],
                   rules: bool = True) -> dict[str, list[float]]:
     ivs = [synthetic_interval(k, rows) for k in range(repeats + 1)]
@@ -97,16 +109,15 @@ async def measure(rows: int, repeats: int, size: tuple[int, int],
     if not rules:  # isolate the TUI's own cost from the analysis rules' thread
         from iolens.analysis import rules as rules_mod
         rules_mod.run_rules = lambda tables, meta=None, thresholds=None: []
-    app = TopApp(src, poll_s=0.05, verdict_every=5)
+    app = _Signalling(src, poll_s=0.05, verdict_every=5)
     out: dict[str, list[float]] = {"derive": [], "apply": [], "e2e": []}
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         for iv in ivs:
-            n = app.frames
+            app.frame_done.clear()
             t0 = time.perf_counter()
             src.q.put(iv)
-            while app.frames == n:
-                await asyncio.sleep(0.001)
+            await app.frame_done.wait()  # no polling: it would compete for the GIL
             out["e2e"].append((time.perf_counter() - t0) * 1e3)
             derive, apply = app.timings[-1]
             out["derive"].append(derive)

@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -119,7 +120,7 @@ class TopApp(App[int]):
         clock: monotonic clock, injectable so snapshots are reproducible.
     """
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "iolens top"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding(k, a, SHORT.get(a, d), show=s, priority=k in PRIORITY)
