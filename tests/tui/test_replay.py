@@ -123,3 +123,11 @@ def test_live_without_the_collector_module_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     assert cli.run(parse(["-p", "1"])) == 2
     assert "live collection is unavailable" in capsys.readouterr().err
+
+
+def test_the_tui_never_imports_bcc():
+    import subprocess
+    import sys
+    code = ("import sys, iolens.tui.app, iolens.tui.cli, iolens.tui.model; "
+            "sys.exit('bcc' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

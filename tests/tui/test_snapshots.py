@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakes import FakeSource
 from tests.tui import scene
 from tests.tui.conftest import frozen_clock, make_app, settled, wait_for
 from iolens.analysis import rules as rules_mod
@@ -86,4 +87,16 @@ def test_replay_of_committed_capture_80x24(snap_compare):
     async def run_before(pilot) -> None:
         await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.finished
                        and app.verdict_seq == app.snapshot.seq)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+class _Compiling(FakeSource):
+    status = "compiling probes…"
+
+
+def test_compiling_probes_before_data_80x24(snap_compare):
+    app = TopApp(_Compiling([], hold_open=True), clock=frozen_clock, poll_s=0.02)
+
+    async def run_before(pilot) -> None:
+        await wait_for(pilot, lambda: app.status == "compiling probes…")
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
