@@ -22,7 +22,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
 from iolens.analysis.engine import DuckDBEngine
 from iolens.analysis.queries import Reduced
 from iolens.analysis.rules import Finding, evaluate

@@ -95,9 +95,8 @@ def _write_html(report, cmp, path: str) -> int:
 
 
 def _print(report, cmp, args: argparse.Namespace) -> None:
-    from rich.console import Console
-
     from iolens.analysis.report import render, render_comparison
+    from rich.console import Console
     console = Console()
     render(report, console, args.top)
     if cmp is not None:

@@ -18,7 +18,6 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from iolens.collector import schema as S
 from iolens.collector.capture import table_files
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from iolens.collector.schema import LAT_BUCKETS, SIZE_BUCKETS
 
 DATA_OPS = ("read", "write", "send", "recv")

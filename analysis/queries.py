@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from iolens.analysis.engine import Engine
 from iolens.collector.schema import LAT_BUCKETS
 
@@ -173,7 +172,8 @@ def ops_from_resources(res: pa.Table) -> pa.Table:
 
 #: query name -> (table it needs, SQL builder)
 QUERIES = {
-    "ops": ("io", ops_sql), "ops_hist": ("io", ops_hist_sql), "resources": ("io", resources_sql), "pid_span": ("io", pid_span_sql),
+    "ops": ("io", ops_sql), "ops_hist": ("io", ops_hist_sql),
+    "resources": ("io", resources_sql), "pid_span": ("io", pid_span_sql),
     "intervals": ("io", intervals_sql), "timeline": ("io", timeline_sql),
     "procs": ("procs", procs_sql), "events": ("events", events_sql),
     "opens": ("events", opens_sql), "health": ("health", health_sql),
@@ -251,11 +251,11 @@ class Reduced:
                           pc.cast(pc.round(pc.multiply(span.column("interval_s"), 1e9)),
                                   pa.int64()))
             first = pc.cast(span.column("first_ts"), pa.int64())
-            for pid, comm, f, l in zip(span.column("pid").to_pylist(),
+            for pid, comm, f, e in zip(span.column("pid").to_pylist(),
                                        span.column("comm").to_pylist(),
-                                       first.to_pylist(), last.to_pylist()):
+                                       first.to_pylist(), last.to_pylist(), strict=True):
                 info[pid] = {"comm": comm, "role": None, "rank": None, "ppid": None,
-                             "cmdline": None, "first_ns": f, "last_ns": l}
+                             "cmdline": None, "first_ns": f, "last_ns": e}
         procs = self.get("procs")
         if procs is not None:
             for row in procs.to_pylist():  # one row per process: small
@@ -267,8 +267,8 @@ class Reduced:
                 _widen_span(d, row, start, end)
         for d in info.values():
             f = d.get("first_ns") or start
-            l = d.get("last_ns") or end
-            d["wall_s"] = max(0.0, (l - f) / 1e9) if f is not None and l is not None else 0.0
+            e = d.get("last_ns") or end
+            d["wall_s"] = max(0.0, (e - f) / 1e9) if f is not None and e is not None else 0.0
         self._cache["_procs"] = info  # type: ignore[assignment]
         return info
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow.compute as pc
-
 from iolens.analysis.queries import Reduced
 from iolens.analysis.rules._common import sum_by, top_rows, total
 
@@ -42,10 +41,9 @@ def top_tables(r: Reduced, n: int = 10) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {"processes": [], "files": [], "peers": []}
     if res is None:
         return out
-    from iolens.analysis.rules._common import Ctx
+    from iolens.analysis.rules._common import Ctx, blocked_io
     from iolens.analysis.rules.workload import wait_on_peers
     from iolens.analysis.thresholds import merge
-    from iolens.analysis.verdict import blocked_io
 
     ctx = Ctx(r, merge(None))
     blocked = {x["pid"]: x["lat_sum_ns"] for x in blocked_io(ctx).to_pylist()}

@@ -14,10 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from iolens.analysis.rules._common import Ctx, role_key, sum_by
+from iolens.analysis.rules._common import Ctx, blocked_io, role_key, sum_by
 from iolens.analysis.rules.workload import wait_on_peers
 
 MAIN_ROLES = ("trainer", "rank", "inference-server", "checkpoint-writer")
@@ -35,31 +32,6 @@ class Verdict:
         return {"io_bound": self.io_bound, "io_time_fraction": round(self.io_time_fraction, 4),
                 "summary": self.summary, "data_wait_fraction": round(self.data_wait_fraction, 4),
                 "per_role": self.per_role}
-
-
-def blocked_io(ctx: Ctx) -> pa.Table:
-    """Per-pid nanoseconds blocked in I/O (the definition in the module docstring)."""
-    r = ctx.resources()
-    if r.num_rows == 0:
-        return pa.table({"pid": pa.array([], pa.int32()), "lat_sum_ns": pa.array([], pa.int64())})
-    keep = pc.is_in(r.column("kind"), pa.array(["file", "device", "socket"]))
-    keep = pc.and_(keep, pc.not_equal(r.column("op"), "accept"))
-    keep = pc.and_(keep, pc.invert(pc.starts_with(r.column("resource"), "unix:")))
-    servers = [p for p, i in ctx.procs.items() if i.get("role") == "inference-server"]
-    if servers:
-        idle = pc.and_(pc.is_in(r.column("pid"), pa.array(servers, r.schema.field("pid").type)),
-                       pc.equal(r.column("op"), "recv"))
-        keep = pc.and_(keep, pc.invert(idle))
-    per = sum_by(r.filter(keep), ["pid"], ["lat_sum_ns"])
-    faults = ctx.reduced.get("faults")
-    if faults is not None and faults.num_rows:
-        # page faults that read mmap'd files block the process just like read() does
-        f = faults.select(["pid", "lat_sum_ns"])
-        f = f.cast(pa.schema([pa.field("pid", per.schema.field("pid").type),
-                              pa.field("lat_sum_ns", pa.int64())]))
-        per = sum_by(pa.concat_tables([per.select(["pid", "lat_sum_ns"]), f]), ["pid"],
-                     ["lat_sum_ns"])
-    return per
 
 
 def decide(ctx: Ctx) -> Verdict:

@@ -108,7 +108,6 @@ def time_iolens(path: Path) -> tuple[float, dict]:
 
 def time_pandas(path: Path, max_rows: int) -> tuple[float, int]:
     """The same reductions in pandas (read included); returns (seconds, rows)."""
-    import pandas as pd
 
     t0 = time.perf_counter()
     pf = pq.ParquetFile(next((path / "io").glob("part-*.parquet")))

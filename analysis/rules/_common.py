@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from iolens.analysis.metrics import hist_quantiles
 from iolens.analysis.queries import Reduced
 from iolens.collector.schema import LAT_BUCKETS
@@ -134,3 +133,30 @@ def rnd(x: float, nd: int = 3) -> float:
 def role_key(info: dict[str, Any]) -> str:
     """Group processes by role, else by comm: the peers an imbalance is judged among."""
     return info.get("role") or f"comm:{info.get('comm') or '?'}"
+
+
+def blocked_io(ctx: Ctx) -> pa.Table:
+    """Per-pid nanoseconds blocked in I/O, as the verdict counts it (analysis/verdict.py):
+    files, devices and IP sockets (not accept, not unix sockets, not an inference server's
+    recv), plus page-fault I/O when the faults table is recorded."""
+    r = ctx.resources()
+    if r.num_rows == 0:
+        return pa.table({"pid": pa.array([], pa.int32()), "lat_sum_ns": pa.array([], pa.int64())})
+    keep = pc.is_in(r.column("kind"), pa.array(["file", "device", "socket"]))
+    keep = pc.and_(keep, pc.not_equal(r.column("op"), "accept"))
+    keep = pc.and_(keep, pc.invert(pc.starts_with(r.column("resource"), "unix:")))
+    servers = [p for p, i in ctx.procs.items() if i.get("role") == "inference-server"]
+    if servers:
+        idle = pc.and_(pc.is_in(r.column("pid"), pa.array(servers, r.schema.field("pid").type)),
+                       pc.equal(r.column("op"), "recv"))
+        keep = pc.and_(keep, pc.invert(idle))
+    per = sum_by(r.filter(keep), ["pid"], ["lat_sum_ns"])
+    faults = ctx.reduced.get("faults")
+    if faults is not None and faults.num_rows:
+        # page faults that read mmap'd files block the process just like read() does
+        f = faults.select(["pid", "lat_sum_ns"])
+        f = f.cast(pa.schema([pa.field("pid", per.schema.field("pid").type),
+                              pa.field("lat_sum_ns", pa.int64())]))
+        per = sum_by(pa.concat_tables([per.select(["pid", "lat_sum_ns"]), f]), ["pid"],
+                     ["lat_sum_ns"])
+    return per

@@ -12,11 +12,19 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from iolens.analysis.rules import Finding
 from iolens.analysis.rules._common import (
-    FILE_KINDS, META_OPS, Ctx, concurrency, field_in, quantile_ms, rnd, role_key,
-    sum_by, top_rows, total,
+    FILE_KINDS,
+    META_OPS,
+    Ctx,
+    concurrency,
+    field_in,
+    quantile_ms,
+    rnd,
+    role_key,
+    sum_by,
+    top_rows,
+    total,
 )
 
 DATA = ("read", "write")

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from iolens.analysis.rules import Finding
 from iolens.analysis.rules._common import (
-    FILE_KINDS, Ctx, field_in, rnd, sum_by, top_rows, total,
+    FILE_KINDS,
+    Ctx,
+    field_in,
+    rnd,
+    sum_by,
+    top_rows,
+    total,
 )
 
 PAGE = 4096

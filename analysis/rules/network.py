@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from iolens.analysis.rules import Finding
 from iolens.analysis.rules._common import Ctx, field_in, rnd, sum_by, top_rows, total
 
@@ -59,7 +58,7 @@ def network_bandwidth(ctx: Ctx) -> list[Finding]:
     rows = [r for r in peers.to_pylist() if r["bytes"] >= th["net_min_bytes"]]
     rates = [_rate(r)[0] for r in rows]
     median = sorted(rates)[len(rates) // 2] if rates else 0.0
-    for r, mbps in zip(rows, rates):
+    for r, mbps in zip(rows, rates, strict=True):
         _, avg_ms, avg_b = _rate(r)
         nb = _nonblocking(ctx, r)
         if nb is not None:  # non-blocking sockets: blocked-time rates mean nothing

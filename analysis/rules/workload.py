@@ -14,9 +14,16 @@ import statistics
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from iolens.analysis.rules import Finding
-from iolens.analysis.rules._common import Ctx, role_key, rnd, sum_by, top_rows, total
+from iolens.analysis.rules._common import (
+    Ctx,
+    blocked_io,
+    rnd,
+    role_key,
+    sum_by,
+    top_rows,
+    total,
+)
 
 IO_KINDS = ("file", "device", "socket")
 
@@ -38,8 +45,11 @@ def wait_on_peers(ctx: Ctx) -> pa.Table:
 def imbalance(ctx: Ctx) -> list[Finding]:
     """A process much more blocked in I/O than its peers (same role, else same comm)."""
     th, out = ctx.th, []
-    ops = ctx.ops(pc.field("kind").isin(list(IO_KINDS)))
-    per = sum_by(ops, ["pid"], ["lat_sum_ns", "bytes"]).to_pylist()
+    nbytes = {r["pid"]: r["bytes"] for r in
+              sum_by(ctx.ops(pc.field("kind").isin(list(IO_KINDS))), ["pid"],
+                     ["bytes"]).to_pylist()}
+    # idle waits (accept, unix sockets) are not work: same definition as the verdict
+    per = [{**r, "bytes": nbytes.get(r["pid"], 0)} for r in blocked_io(ctx).to_pylist()]
     groups: dict[str, list[dict]] = {}
     for r in per:
         groups.setdefault(role_key(ctx.procs.get(r["pid"], {})), []).append(r)
@@ -70,7 +80,9 @@ def imbalance(ctx: Ctx) -> list[Finding]:
 
 
 def _top_resource(ctx: Ctx, pid: int) -> str | None:
-    r = ctx.resources(pc.equal(pc.field("pid"), pid) & pc.field("kind").isin(list(IO_KINDS)))
+    r = ctx.resources(pc.equal(pc.field("pid"), pid) & pc.field("kind").isin(list(IO_KINDS))
+                      & pc.not_equal(pc.field("op"), "accept")
+                      & pc.invert(pc.starts_with(pc.field("resource"), "unix:")))
     top = top_rows(sum_by(r, ["resource"], ["lat_sum_ns"]), "lat_sum_ns", 1) if r.num_rows \
         else []
     return top[0]["resource"] if top else None

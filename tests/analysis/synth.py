@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-
 from iolens.collector import schema as S
+
 from tests import factories as F
 
 N = 10

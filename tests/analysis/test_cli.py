@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
 from iolens.analysis import cli
 from iolens.collector.sources import Interval
+
 from tests import factories as F
 from tests.analysis import synth
 

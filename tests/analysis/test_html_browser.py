@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from iolens.analysis import cli
+
 from tests.analysis import synth
 from tests.analysis.test_cli import write
 

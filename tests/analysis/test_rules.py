@@ -4,9 +4,9 @@ culprit and impact computed in tests/analysis/synth.py; a healthy run gets nothi
 from __future__ import annotations
 
 import pytest
-
 from iolens.analysis.rules import CATEGORIES, Finding, run_rules
 from iolens.analysis.thresholds import ThresholdError
+
 from tests import factories as F
 from tests.analysis import synth
 
