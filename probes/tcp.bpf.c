@@ -7,7 +7,10 @@
  *   sock:sock_send_length / sock_recv_length   socket-layer lengths (also sendfile/splice and
  *                               io_uring sends the syscall layer does not size), per tracked sock
  *   tcp:tcp_probe               smoothed RTT samples on received segments (optional)
- *   sock:sock_rcvqueue_full     receive-queue-full drops (no socket identity: host-level row)
+ *   skb:kfree_skb               incoming segments dropped for lack of receive room (reason
+ *                               numbers from the format file, passed as RCVQ_Gn and RCVQ_Tn):
+ *                               per tracked connection; TCP-only reasons on untracked socks go
+ *                               to a host-level row (zero key)
  * Aggregated in per-CPU hashes agg0/agg1 (ctl[0] selects; Python flips and drains the idle).
  * Attribution to a process happens in Python by matching the peer with the sockets the
  * syscall layer saw. Options arrive only as integer -D flags.
@@ -198,11 +201,49 @@ TRACEPOINT_PROBE(tcp, tcp_probe)
 }
 #endif
 
-#ifdef HAVE_rcvq_full
-TRACEPOINT_PROBE(sock, sock_rcvqueue_full)
+
+#ifdef HAVE_kfree_skb
+/* generic "no receive room" reasons (any socket type): counted for tracked TCP socks only */
+#ifndef RCVQ_G1
+#define RCVQ_G1 -1
+#endif
+#ifndef RCVQ_G2
+#define RCVQ_G2 -1
+#endif
+#ifndef RCVQ_G3
+#define RCVQ_G3 -1
+#endif
+/* TCP-only reasons: also counted for untracked socks, in the host-level row */
+#ifndef RCVQ_T1
+#define RCVQ_T1 -1
+#endif
+#ifndef RCVQ_T2
+#define RCVQ_T2 -1
+#endif
+#ifndef RCVQ_T3
+#define RCVQ_T3 -1
+#endif
+/* The tracepoint struct names this enum; only its 4-byte size matters here. */
+enum skb_drop_reason { IOLENS_SKB_DROP_REASON_MAX_ = 0xffffffffU };
+TRACEPOINT_PROBE(skb, kfree_skb)
 {
-    struct conn_key k = {};   /* no socket identity in this tracepoint: host-level row */
-    struct conn_val *v = agg(&k);
+    u32 r = args->reason;
+    int tcp_only = r == (u32)RCVQ_T1 || r == (u32)RCVQ_T2 || r == (u32)RCVQ_T3;
+    if (!tcp_only && r != (u32)RCVQ_G1 && r != (u32)RCVQ_G2 && r != (u32)RCVQ_G3)
+        return 0;
+    u64 sk = (u64)args->rx_sk;
+    if (!sk)
+        return 0;
+    struct sock_info *si = socks.lookup(&sk);
+    struct conn_val *v;
+    if (si) {
+        v = agg(&si->key);
+    } else if (tcp_only) {
+        struct conn_key k = {};
+        v = agg(&k);
+    } else {
+        return 0;     /* not a TCP connection we know: maybe UDP, not this table's */
+    }
     if (v)
         v->rcvq_full += 1;
     return 0;

@@ -2,8 +2,9 @@
 
 Kernel side aggregates per (local IP:port, peer IP:port): retransmitted segments, connections
 established/closed and the lifetime of those closed, socket-layer bytes of connections
-established during the capture, RTT samples (tcp_probe), plus one host-level row
-(`resource` "tcp:*") for receive-queue-full drops, which carry no socket identity.
+established during the capture, RTT samples (tcp_probe) and incoming segments dropped for
+lack of receive room (skb:kfree_skb with its rx_sk and drop reason), plus one host-level row
+(`resource` "tcp:*") for TCP-only drop reasons on sockets established before the capture.
 
 Attribution: retransmits run in softirq, so `pid` comes from user space: the row's peer
 (`tcp:IP:PORT`) is matched with the socket resources the syscall layer saw this interval
@@ -34,6 +35,23 @@ VAL = np.dtype([(n, "<u8") for n in ("retransmits", "rcvq_full", "connects", "cl
                                      "bytes_sent", "bytes_received", "rtt_sum_us", "rtt_n")])
 MAX_KEYS = 8192
 ANY = "tcp:*"
+#: skb drop reasons that mean "no room in the receiver" (names as in the kfree_skb format)
+RCVQ_GENERIC = ("SOCKET_RCVBUFF", "PROTO_MEM", "SOCKET_BACKLOG")
+RCVQ_TCP = ("TCP_ZEROWINDOW", "TCP_OFO_QUEUE_PRUNE", "TCP_OFO_DROP")
+
+
+def drop_reasons(root=None) -> dict[str, int]:
+    """Reason name -> number from skb:kfree_skb's print fmt (the enum changes across kernels)."""
+    import re
+
+    from iolens.probes.preflight import tracefs_root
+
+    root = root or tracefs_root()
+    try:
+        text = (root / "events/skb/kfree_skb/format").read_text()
+    except (OSError, TypeError):
+        return {}
+    return {name: int(num) for num, name in re.findall(r'\{ *(\d+), *"([A-Z0-9_]+)" *\}', text)}
 
 
 def plan() -> list[str]:
@@ -44,11 +62,18 @@ def plan() -> list[str]:
     for flag, cat, ev, fields in (
             ("send_length", "sock", "sock_send_length", ("sk", "protocol", "ret")),
             ("recv_length", "sock", "sock_recv_length", ("sk", "protocol", "ret")),
-            ("tcp_probe", "tcp", "tcp_probe", ("saddr", "daddr", "sport", "dport", "family", "srtt")),
-            ("rcvq_full", "sock", "sock_rcvqueue_full", ())):
+            ("tcp_probe", "tcp", "tcp_probe", ("saddr", "daddr", "sport", "dport", "family", "srtt"))):
         have = tracepoint_fields(cat, ev)
         if have is not None and all(f in have for f in fields):
             flags.append(f"-DHAVE_{flag}=1")
+    have = tracepoint_fields("skb", "kfree_skb")
+    nums = drop_reasons()
+    generic = [nums[r] for r in RCVQ_GENERIC if r in nums]
+    tcp_only = [nums[r] for r in RCVQ_TCP if r in nums]
+    if have is not None and {"rx_sk", "reason"} <= have and (generic or tcp_only):
+        flags.append("-DHAVE_kfree_skb=1")
+        flags += [int_flag(f"RCVQ_G{i + 1}", n, 0, 2**31 - 1) for i, n in enumerate(generic)]
+        flags += [int_flag(f"RCVQ_T{i + 1}", n, 0, 2**31 - 1) for i, n in enumerate(tcp_only)]
     return flags
 
 
