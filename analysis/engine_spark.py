@@ -1,0 +1,127 @@
+"""Apache Spark implementation of the analysis `Engine` (issue 8: fleet-scale captures).
+
+The rules and their SQL (analysis/queries.py) are the same ones DuckDB runs; only the engine's
+few members differ: list indexing (`try_element_at`, 1-based, NULL past the end even in ANSI
+mode), sampling (`TABLESAMPLE (p PERCENT)`), and how tables are registered (Parquet files as
+temporary views). Results come back as small pyarrow Tables.
+
+`pyspark` is an optional dependency (`pip install 'iolens[spark]'`); Java 17+ must be on PATH.
+`master` is any Spark master URL: `local[2]` on one machine, `spark://host:7077`, `yarn`, ...
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from iolens.analysis.engine import _table_names, _undecimal
+from iolens.collector import schema as S
+from iolens.collector.capture import table_files
+
+
+class SparkEngine:
+    """Spark SQL over a capture's Parquet files (read in place by the executors)."""
+
+    def __init__(self, master: str = "local[2]", app: str = "iolens-analyze") -> None:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise RuntimeError("the spark engine needs pyspark: pip install 'iolens[spark]'") \
+                from exc
+        os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+        self.spark = (SparkSession.builder.master(master).appName(app)
+                      .config("spark.ui.enabled", "false")
+                      .config("spark.ui.showConsoleProgress", "false")
+                      .config("spark.sql.session.timeZone", "UTC")
+                      .config("spark.sql.shuffle.partitions", "8")
+                      .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                      .config("spark.driver.bindAddress", "127.0.0.1")
+                      .config("spark.driver.host", "127.0.0.1")
+                      # Spark cannot read Parquet TIMESTAMP(NANOS): read as int64 ns, and the
+                      # views below turn them back into (microsecond) timestamps.
+                      .config("spark.sql.legacy.parquet.nanosAsLong", "true")
+                      .getOrCreate())
+        self.spark.sparkContext.setLogLevel("ERROR")
+        self._columns: dict[str, list[str]] = {}
+        self._rows: dict[str, int] = {}
+
+    @classmethod
+    def from_capture(cls, root: str | os.PathLike[str], skip: set[str] | None = None,
+                     master: str = "local[2]") -> tuple[SparkEngine, list[tuple[str, str]]]:
+        """Register every readable table file under `root` (a capture or a hive tree)."""
+        eng = cls(master)
+        skipped: list[tuple[str, str]] = []
+        root = Path(root)
+        for name in _table_names(root):
+            good = []
+            for fp in table_files(root, name):
+                if skip and str(fp) in skip:
+                    continue
+                try:
+                    md = pq.read_metadata(fp)
+                    got = S.check_file_schema(md.schema.to_arrow_schema(), str(fp))
+                    if got and got != name:
+                        raise S.SchemaError(f"{fp}: holds table {got!r}, expected {name!r}")
+                    good.append(str(fp))
+                    eng._rows[name] = eng._rows.get(name, 0) + md.num_rows
+                except (S.SchemaError, OSError, pa.ArrowException) as exc:
+                    why = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    skipped.append((str(fp), why if str(fp) in why else f"{fp}: {why}"))
+            if good:
+                # basePath keeps hive directories (host=, date=) from becoming extra columns
+                # that would clash with the files' own `host` column.
+                df = (eng.spark.read.option("mergeSchema", "true")
+                      .option("basePath", str(Path(good[0]).parent))
+                      .parquet(*good))
+                df = df.selectExpr(*[_ts_expr(c, S.TABLES[name]) for c in df.columns])
+                df.createOrReplaceTempView(name)
+                eng._columns[name] = list(df.columns)
+        return eng, skipped
+
+    def has(self, table: str) -> bool:
+        return table in self._columns
+
+    def columns(self, table: str) -> list[str]:
+        return self._columns.get(table, [])
+
+    def query(self, sql: str) -> pa.Table:
+        df = self.spark.sql(sql)
+        t = df.toArrow() if hasattr(df, "toArrow") else pa.Table.from_pandas(df.toPandas())
+        return _undecimal(_utc(t))
+
+    def list_item(self, column: str, index: int) -> str:
+        return f"try_element_at({column}, {index + 1})"
+
+    def sample(self, table: str, percent: float) -> str:
+        return f"{table} TABLESAMPLE ({percent:g} PERCENT)"
+
+    def row_count(self, table: str) -> int:
+        return self._rows.get(table, 0)
+
+    def close(self) -> None:
+        for name in list(self._columns):
+            self.spark.catalog.dropTempView(name)
+        self._columns.clear()
+
+    def __enter__(self) -> SparkEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ts_expr(col: str, schema: pa.Schema) -> str:
+    """SELECT expression for a column: ns-since-epoch int64 back to a timestamp."""
+    if col in schema.names and pa.types.is_timestamp(schema.field(col).type):
+        return f"timestamp_micros({col} div 1000) AS {col}"
+    return f"`{col}`"
+
+
+def _utc(t: pa.Table) -> pa.Table:
+    """Spark returns timestamps in the session zone; make them UTC like DuckDB's."""
+    for i, f in enumerate(t.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz not in (None, "UTC"):
+            t = t.set_column(i, f.name, t.column(i).cast(pa.timestamp(f.type.unit, "UTC")))
+    return t
