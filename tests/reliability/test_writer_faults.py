@@ -1,0 +1,116 @@
+"""Pure tier: the capture writer when the disk fails under it, and record's input checks.
+
+The real thing (a full tmpfs under a real recording) is tests/bpf/test_faults.py; here the
+failure is injected at the file object so every step can be checked without root.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import json
+import math
+
+import pyarrow.parquet as pq
+import pytest
+
+from iolens.collector import capture as C
+from iolens.collector.options import RecordOptions
+from iolens.collector.record import RecordArgs, UsageError, validate
+from tests import factories as F
+
+
+class _FullDisk:
+    """A file object that fails with ENOSPC once `budget` bytes have been written."""
+
+    budget = 0
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+
+    def write(self, b) -> int:
+        if _FullDisk.budget - len(b) < 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        _FullDisk.budget -= len(b)
+        return self.raw.write(b)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    real = C._open_private
+
+    def opener(path, mode="wb"):
+        f = real(path, mode)
+        return _FullDisk(f) if "b" in mode else f
+
+    monkeypatch.setattr(C, "_open_private", opener)
+    return _FullDisk
+
+
+def test_disk_full_keeps_complete_files_abandons_open_ones_quietly(tmp_path, full_disk, capsys):
+    full_disk.budget = 10**9
+    w = C.CaptureWriter(tmp_path / "cap", C.CaptureMeta(), rotate_s=0)
+    for i in range(3):  # three complete segments
+        w.meta.intervals += 1
+        w.write_tables(F.interval([F.io_row(count=i + 1)], ts=F.T0 + i * 10**9).tables)
+    full_disk.budget = 100  # the next segment cannot be written
+    w.rotate_s = 1e9
+    with pytest.raises(OSError) as exc:
+        for i in range(3, 50):
+            w.write_tables(F.interval([F.io_row(count=i + 1)], ts=F.T0 + i * 10**9).tables)
+    assert exc.value.errno == errno.ENOSPC
+    with pytest.raises(C.CaptureError, match="stopped after an error"):
+        w.write_tables(F.interval([F.io_row()]).tables)
+    w.close(complete=True)  # never raises once failed; never claims completeness
+    gc.collect()
+    assert "Traceback" not in capsys.readouterr().err  # no ParquetWriter finaliser retrying
+    done = sorted((tmp_path / "cap" / "io").glob("*.parquet"))
+    assert len(done) == 3
+    assert [pq.read_table(p)["count"].to_pylist() for p in done] == [[1], [2], [3]]
+    meta = json.loads((tmp_path / "cap" / "capture.json").read_text())
+    assert meta["complete"] is False and meta["intervals"] == 3
+    cap = C.read_capture(tmp_path / "cap")
+    assert cap.tables["io"].num_rows == 3 and cap.ended_abruptly
+
+
+def test_failure_while_closing_a_segment_leaves_it_unfinished_not_fake_complete(tmp_path, full_disk):
+    full_disk.budget = 10**9
+    w = C.CaptureWriter(tmp_path / "cap", C.CaptureMeta(), rotate_s=1e9)
+    w.write_tables(F.interval([F.io_row()]).tables)
+    full_disk.budget = 0  # the footer cannot be written
+    with pytest.raises(OSError):
+        w.close()
+    assert not list((tmp_path / "cap").rglob("*.parquet"))
+    assert list((tmp_path / "cap").rglob("*.parquet.tmp"))
+    assert C.read_capture(tmp_path / "cap").ended_abruptly
+
+
+@pytest.mark.parametrize("change,msg", [
+    (dict(duration=-5), "duration must be positive"),
+    (dict(duration=0), "duration must be positive"),
+    (dict(duration=math.nan), "finite"),
+    (dict(duration=math.inf), "finite"),
+    (dict(rotate_s=0), "--rotate"),
+    (dict(rotate_mb=math.nan), "finite"),
+    (dict(interval_s=0.001), "interval must be between"),
+    (dict(interval_s=math.nan), "finite"),
+    (dict(slow_ms=-1), "--slow-ms"),
+    (dict(slow_ms=math.inf), "finite"),
+    (dict(max_keys=10), "--max-keys"),
+    (dict(pids=[0]), "no such process"),
+    (dict(pids=[-3]), "no such process"),
+    (dict(pids=[2**22 + 12345]), "no such process"),
+    (dict(command=["/no/such/program-xyz"]), "command not found"),
+    (dict(cgroup="/no/such/cgroup"), "no such cgroup"),
+])
+def test_record_input_checks_one_line(change, msg):
+    opt_keys = {"interval_s", "slow_ms", "max_keys", "pids", "command", "cgroup"}
+    opts = RecordOptions(**{k: v for k, v in change.items() if k in opt_keys})
+    a = RecordArgs(out="/nonexistent/x", opts=opts,
+                   **{k: v for k, v in change.items() if k not in opt_keys})
+    with pytest.raises(UsageError, match=msg) as exc:
+        validate(a)
+    assert "\n" not in str(exc.value)
