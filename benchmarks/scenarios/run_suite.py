@@ -89,11 +89,14 @@ def judge(s: Scenario, report: dict) -> tuple[bool, str]:
     return ok, got
 
 
-def run_one(s: Scenario, root: Path, seconds: float) -> dict:
+def run_one(s: Scenario, root: Path, seconds: float, reanalyze: bool = False) -> dict:
     cap = root / s.name
-    shutil.rmtree(cap, ignore_errors=True)
     try:
-        dur = record(s, cap, seconds)
+        if reanalyze:  # judge an earlier recording again (after a rule change)
+            dur = 0.0
+        else:
+            shutil.rmtree(cap, ignore_errors=True)
+            dur = record(s, cap, seconds)
         ok, got = judge(s, analyze(cap))
     except subprocess.CalledProcessError as exc:
         err = (exc.stderr or "").strip().splitlines()[-1:] if isinstance(exc.stderr, str) else []
@@ -130,8 +133,12 @@ def main() -> int:
     ap.add_argument("--keep", metavar="DIR", help="keep the captures here")
     ap.add_argument("--fast", action="store_true", help="only the fast (CI) scenarios")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--reanalyze", action="store_true",
+                    help="do not record: analyse the captures kept in --keep DIR again")
     args = ap.parse_args()
-    if os.geteuid() != 0:
+    if args.reanalyze and not args.keep:
+        ap.error("--reanalyze needs --keep DIR")
+    if os.geteuid() != 0 and not args.reanalyze:
         print("run_suite: needs root (iolens record loads BPF programs)", file=sys.stderr)
         return 77
     chosen = [s for s in SCENARIOS if (not args.names or s.name in args.names)
@@ -140,7 +147,7 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     rows = []
     for s in chosen:
-        rows.append(run_one(s, root, args.seconds))
+        rows.append(run_one(s, root, args.seconds, args.reanalyze))
         print(f"  {s.name}: {'right' if rows[-1]['ok'] else 'WRONG'}  {rows[-1]['got']}",
               file=sys.stderr, flush=True)
     print_table(rows, args.markdown)

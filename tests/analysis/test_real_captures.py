@@ -1,0 +1,33 @@
+"""Rules on committed real captures (tests/analysis/data/README.md says how they were recorded
+and where each golden value comes from)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iolens.analysis.analyze import analyze_path
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_blkio_throttle_is_slow_device_at_the_throttle_rate():
+    r = analyze_path(DATA / "blkio_throttle")
+    top = r.findings[0]
+    assert (top.category, top.severity) == ("slow-device", "high")
+    assert top.culprit["resource"].endswith("/blkio_throttle/shard.bin")
+    # blkio.throttle.read_bps_device = 8,000,000 B/s
+    assert top.evidence["mb_per_s_blocked"] == pytest.approx(8.0, rel=0.15)
+    assert r.verdict.io_bound
+
+
+def test_gloo_slow_link_is_network_bandwidth_on_the_slow_peer():
+    r = analyze_path(DATA / "gloo_slow_link")
+    top = r.findings[0]
+    assert (top.category, top.code) == ("network-bandwidth", "NET-BW-NB")
+    assert top.culprit["role"] == "rank"
+    assert top.culprit["resource"].startswith("tcp:10.77.0.2:")  # rank 1, behind tbf
+    # tbf 40 Mbit/s per direction, synchronous all-reduce: <= 10 MB/s both ways together
+    assert 4.0 <= top.evidence["mb_per_s"] <= 10.0
+    assert r.verdict.io_bound
