@@ -34,7 +34,8 @@ from iolens.analysis import rules as rules_mod
 from iolens.collector.capture import CaptureMeta
 from iolens.collector.sources import Source
 from iolens.tui import views
-from iolens.tui.messages import SnapshotReady, SourceFailed, SourceStatus, VerdictsReady
+from iolens.tui.messages import (SnapshotReady, SourceFailed, SourceStatus, SourceWarning,
+                                 VerdictsReady)
 from iolens.tui.model import FILE_GROUPS, Snapshot, ViewOptions, Window, block_reason
 from iolens.tui.screens import DrillScreen, HelpScreen
 from iolens.tui.widgets.panels import (HealthBar, VerdictPanel, finding_text, health_text)
@@ -160,6 +161,7 @@ class TopApp(App[int]):
         self.first_frame_s: float | None = None  # clock time from start to the first data
         self.verdict_runs = 0
         self.findings: list[Any] = []
+        self.warnings: list[str] = []
         self.timings: list[tuple[float, float]] = []   # (derive_ms, apply_ms) per frame
         self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
@@ -208,6 +210,8 @@ class TopApp(App[int]):
             self.post_message(SourceFailed(_one_line(exc)))
             return
         src = self.source
+        for text in _source_warnings(src):
+            self.post_message(SourceWarning(text))
         model = Window(getattr(src, "meta", None) or CaptureMeta(), self.window_size,
                        self.rate_intervals, self.window_rows)
         seq, last_status, ended = 0, None, False
@@ -310,6 +314,10 @@ class TopApp(App[int]):
     def on_source_status(self, message: SourceStatus) -> None:
         self.status = message.text
         self._render_health()
+
+    def on_source_warning(self, message: SourceWarning) -> None:
+        self.warnings.append(message.text)
+        self.notify(message.text, title="capture", severity="warning", timeout=15)
 
     def on_source_failed(self, message: SourceFailed) -> None:
         self.failed = message.text
@@ -551,6 +559,19 @@ class TopApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()
+
+
+def _source_warnings(src: Any) -> list[str]:
+    """One line per problem a replayed capture had: skipped files, an abrupt end."""
+    out = []
+    skipped = list(getattr(src, "skipped", None) or [])
+    if skipped:
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        out.append(f"skipped {len(skipped)} unreadable file(s): {skipped[0][1]}{more}")
+    capture = getattr(src, "capture", None)
+    if capture is not None and getattr(capture, "ended_abruptly", False):
+        out.append("this capture ended abruptly: its last unfinished segment is not shown")
+    return out
 
 
 def _source_error(src: Any) -> str | None:

@@ -28,6 +28,14 @@ class SourceStatus(Message):
         self.text = text
 
 
+class SourceWarning(Message):
+    """Something the user should know about the data (skipped files, an abrupt end)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class SourceFailed(Message):
     """The source could not start or broke; `text` is one line for the user."""
 

@@ -4,6 +4,7 @@ the `iolens top` argument handling."""
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,21 @@ async def test_replay_shows_the_hottest_file_and_process_at_the_top():
         health = str(app.main.query_one("#health").render())
         assert "REPLAY 10/10" in health and "00:00:10" in health
         assert "probes 1, 1 skipped" in health
+
+
+async def test_replay_warns_about_skipped_files_and_an_abrupt_end(tmp_path):
+    cap = tmp_path / "cap"
+    shutil.copytree(CAPTURE, cap)
+    (cap / "io" / "part-000001.parquet").write_bytes(b"not parquet")
+    (cap / "io" / "part-000002.parquet.tmp").write_bytes(b"cut short")
+    app = TopApp(ReplaySource(str(cap), speed=0.0), clock=frozen_clock, poll_s=0.02)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.warnings) == 2)
+        assert "skipped 1 unreadable file(s)" in app.warnings[0]
+        assert "part-000001.parquet" in app.warnings[0]
+        assert "ended abruptly" in app.warnings[1]
+        await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.finished)
+        assert app.snapshot.position == (10, 10)
 
 
 async def test_replay_pause_step_seek_and_speed():
