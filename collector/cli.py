@@ -183,8 +183,15 @@ class _Usage(Exception):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments get one line (argparse's default prints the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="iolens", description="Where do AI/ML workloads lose time on storage and network I/O?")
     parser.add_argument("--version", action="version", version=f"iolens {__version__}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
