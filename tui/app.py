@@ -224,14 +224,7 @@ class TopApp(App[int]):
                 return
             t0 = time.perf_counter()
             if iv is not None:
-                model.add(iv)
-                # Catch up in one frame when several intervals are ready (a slow frame, a
-                # fast replay) instead of deriving a frame per interval.
-                for _ in range(CATCH_UP):
-                    more = src.next_interval(0.0)
-                    if more is None:
-                        break
-                    model.add(more)
+                _take(src, model, iv)
             finished = bool(src.finished)
             if finished and not ended and model.seen == 0:
                 err = _source_error(src)
@@ -559,6 +552,17 @@ class TopApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()
+
+
+def _take(src: Source, model: Window, iv: Any) -> None:
+    """Add `iv`, then any intervals already waiting: a slow frame or a fast replay catches
+    up in one frame instead of deriving one frame per interval."""
+    model.add(iv)
+    for _ in range(CATCH_UP):
+        more = src.next_interval(0.0)
+        if more is None:
+            return
+        model.add(more)
 
 
 def _source_warnings(src: Any) -> list[str]:
