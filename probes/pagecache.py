@@ -60,6 +60,13 @@ class InodePaths:
         self.stated: set[str] = set()
         self.by_ino: dict[int, set[int]] = {}         # ino -> st_devs seen (dev-less lookups)
         self.misses: dict[tuple[int, int, int], int] = {}
+        self._learnt = False            # resolver paths stat'ed during this drain
+        self._scanned: set[int] = set()  # pids whose /proc was scanned during this drain
+
+    def new_drain(self) -> None:
+        """Each source is consulted at most once per drain, whatever the number of misses."""
+        self._learnt = False
+        self._scanned.clear()
 
     def _learn(self, path: str, st: os.stat_result) -> None:
         self.known.setdefault((st.st_dev, st.st_ino), path)
@@ -105,14 +112,16 @@ class InodePaths:
     def lookup(self, pid: int, st_dev: int | None, ino: int, resolver=None) -> tuple[str | None, int | None]:
         """(path, st_dev) of a file; st_dev None means 'unknown device' (match ino only)."""
         hit = self._get(st_dev, ino)
-        if hit[0] is None and resolver is not None:
+        if hit[0] is None and resolver is not None and not self._learnt:
+            self._learnt = True
             self.learn_paths(resolver_paths(resolver))
             hit = self._get(st_dev, ino)
         miss = (pid, st_dev or 0, ino)
         if len(self.misses) > 100_000:
             self.misses.clear()
-        if hit[0] is None and self.misses.get(miss, 0) < 3:
+        if hit[0] is None and pid not in self._scanned and self.misses.get(miss, 0) < 3:
             self.misses[miss] = self.misses.get(miss, 0) + 1
+            self._scanned.add(pid)
             self._scan_proc(pid)
             hit = self._get(st_dev, ino)
         return hit
@@ -189,9 +198,14 @@ class PageCacheProbe:
                 continue
             rows[k] = {n: int(tot[n][i]) for n in VAL.names}
         # dirtied folios whose fs device the kernel side could not borrow (dev 0): merge
+        self.paths.new_drain()
+        devs_of: dict[tuple[int, int], list[int]] = {}
+        for t, d, i in rows:
+            if d:
+                devs_of.setdefault((t, i), []).append(d)
         for k in [k for k in rows if k[1] == 0 and k[2] != 0]:
-            same = [o for o in rows if o[0] == k[0] and o[2] == k[2] and o[1] != 0]
-            dev = same[0][1] if len(same) == 1 else None
+            same = devs_of.get((k[0], k[2]), [])
+            dev = same[0] if len(same) == 1 else None
             if dev is None:
                 _, st_dev = self.paths.lookup(k[0], None, k[2], resolver)
                 dev = st_dev_to_kdev(st_dev) if st_dev is not None else None
