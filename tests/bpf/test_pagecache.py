@@ -125,3 +125,29 @@ def test_loop_device_has_its_own_block_rows(throttled):
     rows = block.filter(pc.and_(pc.equal(block["dev"], majmin), pc.equal(block["op"], "write")))
     assert set(rows["device"].to_pylist()) == {f"loop{majmin.split(':')[1]}"}
     assert pc.sum(rows["bytes"]).as_py() >= truth["bytes"]
+
+
+def test_inode_paths_from_proc_maps_and_fds(tmp_path):
+    """(kernel dev, ino) -> path through /proc/PID/maps and /proc/PID/fd, no resolver."""
+    import mmap
+    import os
+
+    from iolens.probes._optional import kdev_to_st_dev
+    from iolens.probes.pagecache import InodePaths, st_dev_to_kdev
+
+    mapped, opened = tmp_path / "mapped.bin", tmp_path / "opened.bin"
+    mapped.write_bytes(b"m" * 8192)
+    opened.write_bytes(b"o")
+    with open(mapped, "rb") as f, open(opened, "rb"):
+        m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        try:
+            paths = InodePaths()
+            for p in (mapped, opened):
+                st = os.stat(p)
+                kdev = st_dev_to_kdev(st.st_dev)
+                assert kdev_to_st_dev(kdev) == st.st_dev
+                assert paths.lookup(os.getpid(), st.st_dev, st.st_ino)[0] == str(p)
+                # dev-less lookup (dirtied folios name the bdi, not the filesystem)
+                assert paths.lookup(os.getpid(), None, st.st_ino) == (str(p), st.st_dev)
+        finally:
+            m.close()

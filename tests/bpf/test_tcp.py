@@ -86,3 +86,21 @@ def test_lifecycle_and_bytes(capture):
         assert _sum(rows, "bytes_sent") == truth["peers"][side]["sent"]
         assert _sum(rows, "bytes_received") == 2
         assert pc.max(rows["rtt_us"]).as_py() > 0
+
+
+def test_address_text_matches_the_syscall_layer():
+    import numpy as np
+
+    from iolens.collector.enrich import decode_sockaddr
+    from iolens.probes.tcp import addr_text
+
+    v4 = np.zeros(16, np.uint8)
+    v4[:4] = [198, 18, 1, 2]
+    assert addr_text(2, v4, 5599) == "tcp:198.18.1.2:5599"
+    mapped = np.array([0] * 10 + [255, 255, 10, 0, 0, 1], np.uint8)
+    assert addr_text(10, mapped, 80) == "tcp:10.0.0.1:80"
+    v6 = np.array([0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [1], np.uint8)
+    assert addr_text(10, v6, 443) == "tcp:[2001:db8::1]:443"
+    # the same text the syscall layer gives a connect() to that address
+    raw = (10).to_bytes(2, "little") + (443).to_bytes(2, "big") + b"\0" * 4 + bytes(v6) + b"\0" * 4
+    assert decode_sockaddr(raw) == "tcp:[2001:db8::1]:443"
