@@ -125,12 +125,17 @@ def find_corrupt(root: Path, known: set[str]) -> list[tuple[str, str]]:
 
 
 def analyze_path(path: str | os.PathLike[str],
-                 thresholds: dict[str, float] | None = None, top_n: int = 10) -> Report:
-    """Analyse a capture directory; see the module docstring."""
+                 thresholds: dict[str, float] | None = None, top_n: int = 10,
+                 plots: bool = True) -> Report:
+    """Analyse a capture directory; see the module docstring.
+
+    `plots=False` skips the per-interval timeline (only the HTML report draws it): one scan
+    of io less.
+    """
     th = thresholds or merge(None)
     eng, metas, skipped, unfinished = open_capture(path)
     try:
-        return _analyze(eng, str(path), metas, skipped, unfinished, th, top_n)
+        return _analyze(eng, str(path), metas, skipped, unfinished, th, top_n, plots)
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
     finally:
@@ -144,7 +149,7 @@ def analyze_path(path: str | os.PathLike[str],
     try:
         if not eng.has("io"):
             raise AnalyzeError(f"no readable I/O data in capture: {bad[0][1]}")
-        return _analyze(eng, str(path), metas, skipped + bad, unfinished, th, top_n)
+        return _analyze(eng, str(path), metas, skipped + bad, unfinished, th, top_n, plots)
     except duckdb.Error as exc:
         raise AnalyzeError(f"cannot read capture {path}: {str(exc).splitlines()[0]}") from None
     finally:
@@ -153,13 +158,14 @@ def analyze_path(path: str | os.PathLike[str],
 
 def _analyze(eng: DuckDBEngine, path: str, metas: list[CaptureMeta],
              skipped: list[tuple[str, str]], unfinished: list[str], th: dict[str, float],
-             top_n: int) -> Report:
+             top_n: int, plots: bool = True) -> Report:
     reduced = Reduced(eng, metas[0] if metas else None)
     verdict, findings = evaluate(reduced, th)
     return Report(capture=path, verdict=verdict, findings=findings, totals=totals(reduced),
                   top=top_tables(reduced, top_n),
                   health=health_summary(reduced, metas, skipped, unfinished), thresholds=th,
-                  timeline=reduced.get("timeline"), hists=_hists(reduced))
+                  timeline=reduced.get("timeline") if plots else None,
+                  hists=_hists(reduced) if plots else {})
 
 
 def _hists(reduced: Reduced) -> dict[str, list[int]]:

@@ -62,8 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.top < 1:
         return _fail("--top must be at least 1", 2)
     try:
-        report = analyze_path(args.capture, th, args.top)
-        base = analyze_path(args.baseline, th, args.top) if args.baseline else None
+        report = analyze_path(args.capture, th, args.top, plots=bool(args.html))
+        base = analyze_path(args.baseline, th, args.top, plots=False) if args.baseline else None
     except AnalyzeError as exc:
         return _fail(str(exc), 1)
     cmp = None
