@@ -25,9 +25,13 @@ class LaunchError(RuntimeError):
     pass
 
 
-def launch_after(command: list[str], collector: _Follows,
-                 ready_timeout: float = 120.0) -> subprocess.Popen:
-    """Spawn `command` held at a gate, make `collector` follow it, then open the gate."""
+def launch_after(command: list[str], collector: _Follows, ready_timeout: float = 120.0,
+                 output=None) -> subprocess.Popen:
+    """Spawn `command` held at a gate, make `collector` follow it, then open the gate.
+
+    `output`: a file for the command's stdout and stderr (a full-screen UI owns the terminal);
+    None leaves the user's terminal to the command.
+    """
     ready = getattr(collector, "ready", None)
     if ready is not None and not ready.wait(ready_timeout):
         raise LaunchError("probes did not start in time")
@@ -37,7 +41,9 @@ def launch_after(command: list[str], collector: _Follows,
     try:
         # bash (not dash) accepts any fd number in redirections.
         child = subprocess.Popen([_shell(), "-c", f'read -r _ <&{r}; exec {r}<&-; exec "$@"',
-                                  "iolens-launch", *command], pass_fds=[r], close_fds=True)
+                                  "iolens-launch", *command], pass_fds=[r], close_fds=True,
+                                 **({"stdin": subprocess.DEVNULL, "stdout": output,
+                                     "stderr": output} if output is not None else {}))
     except OSError as exc:
         os.close(r)
         os.close(w)

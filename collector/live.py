@@ -431,7 +431,13 @@ class CollectorThread(threading.Thread):
 
 
 class LiveSource:
-    """`Source` over a live collector (optionally also writing a capture)."""
+    """`Source` over a live collector (optionally also writing a capture).
+
+    Construction returns at once: probes compile on the collector thread (`status` says
+    "compiling probes…" meanwhile) and a command given in `opts.command` is started, held at
+    a gate, by a helper thread as soon as they are attached. When that command exits, the
+    last partial interval is delivered and the source finishes.
+    """
 
     def __init__(self, opts: RecordOptions, record_dir: str | None = None,
                  extra_sinks: list[Sink] | None = None) -> None:
@@ -439,6 +445,8 @@ class LiveSource:
         self.writer: CaptureWriter | None = None
         self.collector = Collector(opts, [])
         self.meta = self.collector.meta
+        self.launch_error: str | None = None
+        self.command_log: str | None = None
         sinks: list[Sink] = []
         if record_dir:
             self.writer = CaptureWriter(record_dir, self.meta)
@@ -449,14 +457,42 @@ class LiveSource:
         self.thread = CollectorThread(self.collector)
         self.thread.start()
         self._child = None
+        self._closed = False
         if opts.command:
-            from iolens.collector.launch import launch_after
+            threading.Thread(target=self._launch, args=(opts.command,), daemon=True,
+                             name="iolens-launch").start()
 
-            self._child = launch_after(opts.command, self.collector)
+    def _launch(self, command: list[str]) -> None:
+        from iolens.collector.launch import LaunchError, launch_after
+
+        import tempfile
+
+        # The command's output would draw over the full-screen UI: it goes to a log file.
+        log = tempfile.NamedTemporaryFile(prefix="iolens-top-cmd-", suffix=".log", delete=False)
+        self.command_log = log.name
+        try:
+            self._child = launch_after(command, self.collector, output=log)
+        except LaunchError as exc:
+            self.launch_error = str(exc)
+            self.collector.stop()
+            return
+        self._child.wait()
+        self.collector.stop()  # the final partial interval follows, then `finished`
 
     @property
     def status(self) -> str:
+        if self.launch_error:
+            return f"error: {self.launch_error}"
+        if self._child is not None and self._child.poll() is not None:
+            return f"command exited ({self._child.returncode}); output in {self.command_log}"
         return self.collector.status
+
+    @property
+    def error(self) -> str | None:
+        """Why the source stopped early (probes refused, command not started), else None."""
+        if self.launch_error:
+            return self.launch_error
+        return str(self.collector.error) if self.collector.error is not None else None
 
     def _enqueue(self, iv: Interval) -> None:
         try:
@@ -475,9 +511,12 @@ class LiveSource:
         return self.collector.stopped.is_set() and self._q.empty()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._child is not None and self._child.poll() is None:
             self._child.terminate()
         self.collector.stop()
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=30)
         if self.writer is not None:
             self.writer.close(complete=self.collector.error is None)
