@@ -98,18 +98,17 @@ def make_capture(path: Path, rows: int, pids: int = 64, files: int = 1000,
                                  started="2025-11-24T16:00:00Z"))
 
 
-def time_iolens(path: Path) -> tuple[float, dict]:
+def time_iolens(path: Path) -> tuple[float, float, dict]:
+    """(wall s, CPU s of all threads, report) of one analysis."""
     from iolens.analysis.analyze import analyze_path
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = analyze_path(path, plots=False)  # what `iolens analyze --json` does
-    dt = time.perf_counter() - t0
-    return dt, report.to_json()
+    return time.perf_counter() - t0, time.process_time() - c0, report.to_json()
 
 
-def time_pandas(path: Path, max_rows: int) -> tuple[float, int]:
-    """The same reductions in pandas (read included); returns (seconds, rows)."""
-
-    t0 = time.perf_counter()
+def time_pandas(path: Path, max_rows: int) -> tuple[float, float, int]:
+    """The same reductions in pandas (read included); returns (wall s, CPU s, rows)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     pf = pq.ParquetFile(next((path / "io").glob("part-*.parquet")))
     batches, got = [], 0
     for b in pf.iter_batches(batch_size=CHUNK):
@@ -132,7 +131,7 @@ def time_pandas(path: Path, max_rows: int) -> tuple[float, int]:
     g = df.groupby(["host", "pid", "op", "kind", "file_class"]).ngroup().to_numpy()
     merged = np.zeros((len(by_op), S.LAT_BUCKETS), dtype=np.int64)
     np.add.at(merged, g, hist)
-    return time.perf_counter() - t0, len(df)
+    return time.perf_counter() - t0, time.process_time() - c0, len(df)
 
 
 def main() -> int:
@@ -151,12 +150,15 @@ def main() -> int:
             print(f"generated {args.rows:,} io rows in {time.perf_counter() - t0:.1f} s "
                   f"({sum(p.stat().st_size for p in path.rglob('*.parquet')) / 1e6:,.0f} MB)")
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in (path / "io").glob("*.parquet"))
-        dt, out = time_iolens(path)
+        dt, cpu, out = time_iolens(path)
         pd_rows = min(rows, args.pandas_rows)
-        pdt, pd_rows = time_pandas(path, pd_rows)
-        print(f"{'engine':<22}{'rows':>14}{'seconds':>10}{'rows/s':>14}")
-        print(f"{'iolens analyze':<22}{rows:>14,}{dt:>10.2f}{rows / dt:>14,.0f}")
-        print(f"{'pandas (same sums)':<22}{pd_rows:>14,}{pdt:>10.2f}{pd_rows / pdt:>14,.0f}")
+        pdt, pcpu, pd_rows = time_pandas(path, pd_rows)
+        print(f"{'engine':<22}{'rows':>14}{'wall s':>9}{'cpu s':>8}{'rows/s':>13}"
+              f"{'rows/cpu-s':>13}")
+        for name, n, w, c in (("iolens analyze", rows, dt, cpu),
+                              ("pandas (same sums)", pd_rows, pdt, pcpu)):
+            print(f"{name:<22}{n:>14,}{w:>9.2f}{c:>8.2f}{n / w:>13,.0f}{n / c:>13,.0f}")
+        print(f"load average: {os.getloadavg()[0]:.1f}")
         print(f"cpus: {os.cpu_count()}; findings: {len(out['findings'])}; "
               f"verdict: {json.dumps(out['verdict']['summary'])}")
     finally:
