@@ -59,6 +59,12 @@ def test_mmap_faults_bring_in_the_whole_file(capture):
     assert _sum(faults, truth["pid"], truth["data"], "bytes") == 0
 
 
+def test_mmap_faults_of_several_threads_add_up(capture):
+    _, t, truth = capture
+    got = _sum(t["faults"], truth["pid"], truth["shards"], "bytes")
+    assert abs(got - truth["shards_bytes"]) <= 0.01 * truth["shards_bytes"], got
+
+
 def test_read_misses_and_readahead(capture):
     _, t, truth = capture
     pcache = t["pagecache"]

@@ -5,16 +5,18 @@ argv: WORKDIR TRUTH_JSON.
    every page touched: the page faults must bring in the whole file.
  - data.bin (READ_MB): written, fsynced, evicted, then read() sequentially.
  - out.bin (WRITE_MB): a new file written (pages created and dirtied), fsynced.
+ - shards.bin (SHARDS_MB): evicted, mmapped, each quarter touched by its own thread.
 """
 import json
 import mmap
 import os
 import sys
+import threading
 import time
 
 work, truth = sys.argv[1], sys.argv[2]
 os.makedirs(work, exist_ok=True)
-MMAP_MB, READ_MB, WRITE_MB = 64, 16, 8
+MMAP_MB, READ_MB, WRITE_MB, SHARDS_MB, THREADS = 64, 16, 8, 32, 4
 MB = 1 << 20
 PAGE = mmap.PAGESIZE
 
@@ -31,9 +33,11 @@ def make(path, mb):
     os.close(fd)
 
 
-weights, data, out = (os.path.join(work, n) for n in ("weights.bin", "data.bin", "out.bin"))
+weights, data, out, shards = (os.path.join(work, n)
+                               for n in ("weights.bin", "data.bin", "out.bin", "shards.bin"))
 make(weights, MMAP_MB)
 make(data, READ_MB)
+make(shards, SHARDS_MB)
 
 fd = os.open(weights, os.O_RDONLY)
 m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
@@ -50,6 +54,25 @@ while os.read(fd, 256 * 1024):
     pass
 os.close(fd)
 
+fd = os.open(shards, os.O_RDONLY)
+sm = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+part = SHARDS_MB * MB // THREADS
+
+
+def touch(lo):
+    acc = 0
+    for off in range(lo, lo + part, PAGE):
+        acc += sm[off]
+
+
+threads = [threading.Thread(target=touch, args=(i * part,)) for i in range(THREADS)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+sm.close()
+os.close(fd)
+
 chunk = b"w" * MB
 fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 for _ in range(WRITE_MB):
@@ -59,4 +82,5 @@ os.close(fd)
 
 json.dump({"pid": os.getpid(), "weights": os.path.realpath(weights), "data": os.path.realpath(data),
            "out": os.path.realpath(out), "mmap_bytes": MMAP_MB * MB, "read_bytes": READ_MB * MB,
-           "write_bytes": WRITE_MB * MB, "page": PAGE, "touch_ns": touch_ns}, open(truth, "w"))
+           "write_bytes": WRITE_MB * MB, "page": PAGE, "touch_ns": touch_ns,
+           "shards": os.path.realpath(shards), "shards_bytes": SHARDS_MB * MB}, open(truth, "w"))
