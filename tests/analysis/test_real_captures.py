@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from iolens.analysis.analyze import analyze_path
 
 DATA = Path(__file__).parent / "data"

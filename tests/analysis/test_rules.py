@@ -3,6 +3,8 @@ culprit and impact computed in tests/analysis/synth.py; a healthy run gets nothi
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401
 import pytest
 from iolens.analysis.rules import CATEGORIES, Finding, run_rules
 from iolens.analysis.thresholds import ThresholdError
@@ -182,3 +184,21 @@ def test_slow_link_seen_through_non_blocking_sockets():
     assert top.culprit["resource"] == "tcp:10.77.0.2:4000"
     assert top.impact_s == pytest.approx(9.5)
     assert top.evidence["would_block_share"] == pytest.approx(1000 / 3000, abs=1e-3)
+
+
+def test_starvation_through_unix_sockets():
+    # torch's DataLoader hands tensors over unix sockets (fd passing): the trainer's recv on
+    # unix:... counts as waiting on its workers (0.7 s/interval -> 7.0 s), and the workers'
+    # idle accept on their listener counts as nothing
+    tables, _ = synth.data_starvation()
+    io = tables["io"]
+    rows = synth._ivs([
+        F.io_row(pid=600, op="recv", kind="socket", resource="unix:/tmp/pymp-x/listener",
+                 count=50, nbytes=50 * 64, lat_ns=14_000_000),
+        F.io_row(pid=601, op="accept", kind="socket", resource="unix:?", count=5, nbytes=0,
+                 lat_ns=190_000_000)])
+    keep = io.filter(pa.compute.not_equal(io.column("kind"), "pipe"))
+    io = pa.concat_tables([keep, F.io_table(rows)])
+    found = run_rules({**tables, "io": io})
+    assert found[0].category == "data-starvation" and found[0].impact_s == pytest.approx(7.0)
+    assert all(f.category != "imbalance" for f in found)
