@@ -93,7 +93,7 @@ def test_capture_private_and_planted_symlinks_never_followed(tmp_path):
     cap, victim = tmp_path / "cap", tmp_path / "victim"
     victim.write_text("precious")
     rec = subprocess.Popen([*IOLENS, "record", "-q", "-o", str(cap), "-i", "0.2", "--rotate", "0.5",
-                            "--", *workload("busy_io.py", tmp_path / "work", 30)],
+                            "--", *workload("busy_io.py", tmp_path / "work", 12)],
                            stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         wait_for(lambda: len(complete_parts(cap, "io")) >= 1, 120, "first rotation", rec)
@@ -115,9 +115,8 @@ def test_capture_private_and_planted_symlinks_never_followed(tmp_path):
     line = one_line_error(err)
     assert "stopped writing" in line and "intact" in line
     assert victim.read_text() == "precious"
-    for p in cap.rglob("*.parquet"):
-        assert not p.is_symlink()
-        assert read_table(cap, "io").num_rows > 0
+    assert not [p for p in cap.rglob("*.parquet") if p.is_symlink()]
+    assert read_table(cap, "io").num_rows > 0  # what was written before is whole
 
 
 def test_symlinked_table_directory_is_refused(tmp_path):

@@ -153,3 +153,31 @@ def test_replay_nothing_readable_one_line_naming_the_file(tmp_path, capsys):
     assert _replay(out) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "part-000000.parquet" in err[0], err
+
+
+# --- paths that look like rich markup -----------------------------------------------------------
+
+MARKUP_PATHS = ["/data/[/]oops", "/data/[bold red]x[/bold red]", "/data/[link=file:///etc]y",
+                "/data/new\nline", "/data/\\xff\\xfe"]
+
+
+@pytest.fixture
+def markup_capture(tmp_path) -> Path:
+    rows = [F.io_row(resource=r, count=100, lat_ns=50_000_000, nbytes=1 << 20)
+            for r in MARKUP_PATHS]
+    return F.write_capture(tmp_path / "cap", [F.interval(rows)])
+
+
+def test_markup_like_paths_in_json_exactly(markup_capture):
+    proc = _analyze("--json", str(markup_capture))
+    assert proc.returncode == 0, proc.stderr
+    for p in MARKUP_PATHS:
+        assert json.dumps(p) in proc.stdout, p  # the stored (escaped) text, unchanged
+
+
+@pytest.mark.xfail(strict=True, reason="analysis/report.py passes capture strings to rich as "
+                   "markup: a path holding '[/]' makes `iolens analyze` exit 3 (MarkupError)")
+def test_markup_like_paths_do_not_break_the_text_report(markup_capture):
+    proc = _analyze(str(markup_capture))
+    assert proc.returncode == 0, proc.stderr
+    assert "/data/[/]oops" in proc.stdout and "[bold red]x[/bold red]" in proc.stdout
