@@ -40,9 +40,10 @@ def _svg(fig: plt.Figure) -> str:
 
 
 def _pivot(tl: pa.Table, key: str, value: str, keep: list) -> tuple[np.ndarray, list, np.ndarray]:
-    """(sorted interval starts in s, keys, matrix[key, interval]) summing `value`."""
+    """(sorted interval starts in s, keys, matrix[key, interval]) of `value` per second."""
     ts = np.asarray(pc.cast(tl.column("ts"), pa.int64()))
-    starts = np.unique(ts)
+    starts, first = np.unique(ts, return_index=True)
+    length = np.asarray(tl.column("interval_s"), dtype=float)[first]
     col = tl.column(key).to_pylist()
     m = np.zeros((len(keep), len(starts)))
     ti = np.searchsorted(starts, ts)
@@ -50,6 +51,7 @@ def _pivot(tl: pa.Table, key: str, value: str, keep: list) -> tuple[np.ndarray, 
     ki = np.array([idx.get(k, -1) for k in col])
     ok = ki >= 0
     np.add.at(m, (ki[ok], ti[ok]), np.asarray(tl.column(value), dtype=float)[ok])
+    m /= np.where(length > 0, length, 1.0)
     return (starts - starts.min()) / 1e9 if len(starts) else starts, keep, m
 
 
@@ -60,7 +62,7 @@ def _top_keys(tl: pa.Table, key: str, n: int) -> list:
 
 
 def timeline_svg(tl: pa.Table, key: str, label: Any) -> str:
-    """Throughput (MB/s) and I/O wait (share of an interval) per `key` over time."""
+    """Throughput (MB/s) and I/O wait (seconds blocked per second) per `key` over time."""
     keys = _top_keys(tl, key, TOP_PIDS)
     x, _, mb = _pivot(tl, key, "bytes", keys)
     _, _, wait = _pivot(tl, key, "lat_sum_ns", keys)
@@ -68,15 +70,15 @@ def timeline_svg(tl: pa.Table, key: str, label: Any) -> str:
     for i, k in enumerate(keys):
         a1.plot(x, mb[i] / 1e6, label=label(k), lw=1.2)
         a2.plot(x, wait[i] / 1e9, label=label(k), lw=1.2)
-    a1.set_ylabel("MB per interval")
-    a2.set_ylabel("s blocked per interval")
+    a1.set_ylabel("MB/s")
+    a2.set_ylabel("s blocked per s")
     a2.set_xlabel("seconds since start")
     a1.legend(fontsize=7, loc="upper right", ncol=2)
     return _svg(fig)
 
 
 def heatmap_svg(tl: pa.Table, label: Any) -> str:
-    """Time × process heatmap of seconds blocked in I/O."""
+    """Time × process heatmap of seconds blocked per second (1 = one thread always waiting)."""
     keys = _top_keys(tl, "pid", 20)
     x, _, wait = _pivot(tl, "pid", "lat_sum_ns", keys)
     fig, ax = plt.subplots(figsize=(10, 0.35 * len(keys) + 1.5))
@@ -84,7 +86,7 @@ def heatmap_svg(tl: pa.Table, label: Any) -> str:
                    extent=(0, float(x.max()) + 1 if len(x) else 1, len(keys), 0))
     ax.set_yticks(np.arange(len(keys)) + 0.5, [label(k) for k in keys], fontsize=7)
     ax.set_xlabel("seconds since start")
-    fig.colorbar(im, ax=ax, label="s blocked")
+    fig.colorbar(im, ax=ax, label="s blocked per s")
     return _svg(fig)
 
 

@@ -89,11 +89,16 @@ def intervals_sql(eng: Engine, table: str = "io") -> str:
 
 
 def timeline_sql(eng: Engine) -> str:
-    """Per interval, process and kind: counts, bytes and time blocked (for plots, imbalance)."""
+    """Per interval, process, kind and file class (else the kind): counts, bytes and time
+    blocked in I/O (for the plots). Idle waits are left out as in the verdict: pipes,
+    accept, unix sockets."""
     return """
-SELECT ts, host, pid, kind, COALESCE(file_class, '') AS file_class,
-       SUM(count) AS count, SUM(bytes) AS bytes, SUM(lat_sum_ns) AS lat_sum_ns
-FROM io GROUP BY ts, host, pid, kind, COALESCE(file_class, '')"""
+SELECT ts, host, pid, kind, COALESCE(file_class, kind) AS file_class,
+       SUM(count) AS count, SUM(bytes) AS bytes, SUM(lat_sum_ns) AS lat_sum_ns,
+       MAX(interval_s) AS interval_s
+FROM io
+WHERE kind <> 'pipe' AND op <> 'accept' AND COALESCE(resource, '') NOT LIKE 'unix:%'
+GROUP BY ts, host, pid, kind, COALESCE(file_class, kind)"""
 
 
 def procs_sql(eng: Engine) -> str:
