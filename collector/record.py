@@ -207,6 +207,8 @@ def run_record(a: RecordArgs) -> int:
         status.close()
         if child is not None and child.poll() is not None:
             meta.exit_code = child.returncode
+        overflow = _overflow_notes(getattr(collector, "_counters", {}))
+        meta.errors += [n for n in overflow if n not in meta.errors]
         try:
             writer.close(complete=not sink_error and collector.error is None)
         except (OSError, CaptureError) as exc:
@@ -223,9 +225,23 @@ def run_record(a: RecordArgs) -> int:
     if not a.quiet:
         over = (f", aggregation overflow {meta.agg_overflow} ops not counted"
                 if meta.agg_overflow else "")
+        over += "".join(f", {n}" for n in overflow)
         print(f"iolens: wrote {a.out} ({collector.intervals} intervals, {collector.rows} io rows,"
               f" lost events {collector.lost}{over})", file=sys.stderr)
     return code
+
+
+def _overflow_notes(counters: dict[str, int]) -> list[str]:
+    """Kernel-map overflows that have no column of their own, for capture.json `errors` and
+    the last line (aggregation overflow and lost events have their own counters)."""
+    notes = []
+    if counters.get("fd_overflow"):
+        notes.append(f"fd map full: {counters['fd_overflow']} opened fds not tracked "
+                     "(resolved from /proc by fd number)")
+    if counters.get("target_overflow"):
+        notes.append(f"target map full: {counters['target_overflow']} descendant processes "
+                     "not followed")
+    return notes
 
 
 def _wait(a: RecordArgs, child, stop: threading.Event, collector: Collector, status: _Status,

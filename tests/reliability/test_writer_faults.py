@@ -114,3 +114,12 @@ def test_record_input_checks_one_line(change, msg):
     with pytest.raises(UsageError, match=msg) as exc:
         validate(a)
     assert "\n" not in str(exc.value)
+
+
+def test_kernel_map_overflows_without_a_column_are_reported_not_silent():
+    from iolens.collector.record import _overflow_notes
+
+    assert _overflow_notes({"fd_overflow": 0, "target_overflow": 0, "lost_events": 5}) == []
+    notes = _overflow_notes({"fd_overflow": 3, "target_overflow": 2})
+    assert any("fd map full: 3" in n for n in notes)
+    assert any("target map full: 2" in n for n in notes)
