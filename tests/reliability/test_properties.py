@@ -215,3 +215,37 @@ def test_dup_then_close_of_the_original_keeps_the_file(oldfd, newfd, gen):
     r.after_drain()
     assert r.resource(77, newfd, gen) == ("file", "/d/f")
 
+
+
+# --- /proc/net tables and per-CPU histograms ---------------------------------------------------
+
+_hexish = st.text("0123456789ABCDEFabcdef:xZ ", max_size=40)
+
+
+@SLOW
+@given(st.lists(st.lists(_hexish, min_size=0, max_size=14).map(" ".join), max_size=8))
+def test_read_proc_net_never_raises_on_damaged_lines(tmp_path_factory, lines):
+    from iolens.collector.enrich import read_proc_net
+
+    root = tmp_path_factory.mktemp("proc")
+    (root / "net").mkdir()
+    hdr = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    for name in ("tcp", "tcp6", "udp", "udp6"):
+        (root / "net" / name).write_text(hdr + "\n".join(lines) + "\n")
+    out = read_proc_net(str(root))
+    assert all(isinstance(k, int) and isinstance(v, str) for k, v in out.items())
+
+
+@FAST
+@given(st.lists(st.lists(st.integers(0, 2**40), min_size=S.LAT_BUCKETS, max_size=S.LAT_BUCKETS),
+                min_size=1, max_size=20))
+def test_trimmed_histograms_pad_back_to_the_kernel_rows(rows):
+    import numpy as np
+
+    from iolens.collector.live import _trimmed_lists
+
+    hist = np.array(rows, dtype=np.uint64)
+    got = _trimmed_lists(hist).to_pylist()
+    for orig, t in zip(rows, got):
+        assert t + [0] * (len(orig) - len(t)) == orig
+        assert not t or t[-1] != 0
