@@ -77,8 +77,11 @@ def test_kill_9_keeps_every_rotated_interval_and_leaves_nothing_attached(tmp_pat
     assert m["complete"] is False
     health = read_table(cap, "health")
     # capture.json is rewritten at each rotation, after the files it counts are complete:
-    # every interval it counts is readable (none lost before the last rotation)
-    assert health.num_rows == m["intervals"] >= 3
+    # every interval it counts is readable (none lost before the last rotation). A kill in
+    # the few ms between renaming the files and rewriting capture.json leaves one rotation
+    # (5 intervals of 0.2 s) readable but not yet counted.
+    assert m["intervals"] >= 3
+    assert m["intervals"] <= health.num_rows <= m["intervals"] + 6
     assert _sum(read_table(cap, "io"), "count") > 0
     # at most one rotation period (1 s) plus the open interval (0.2 s) lost; 2 s slack for a
     # loaded machine
