@@ -13,6 +13,7 @@ the median of the rounds. The added cost per kernel event is
   block      O_DIRECT 4 KiB preads on a 64 MiB file               1 block request per read
   pagecache  cold mmap touch / cold read() / fresh write of 64 MiB  1 page inserted or dirtied
              anonymous page faults (128 MiB)                        not hooked: control
+             pipe ping-pong between two processes                   2 sched_switch + 2 wakeups
   tcp        loopback 64 B ping-pong                              1 send + 1 recv per message,
                                                                   about 2 segments each way
              loopback bulk 256 MiB                                per 64 KiB chunk sent
@@ -69,6 +70,14 @@ elif kind == "write_new":
     dt = time.perf_counter() - t
     os.close(fd); os.unlink(path)
     out(dt, n * MB // 4096)
+elif kind == "pipe_pingpong":
+    r1, w1 = os.pipe(); r2, w2 = os.pipe(); n = 20000
+    if os.fork() == 0:
+        for _ in range(n): os.read(r1, 1); os.write(w2, b"y")
+        os._exit(0)
+    t = time.perf_counter()
+    for _ in range(n): os.write(w1, b"x"); os.read(r2, 1)
+    dt = time.perf_counter() - t; os.wait(); out(dt, n)
 elif kind == "anon_faults":
     n = 128 * MB
     t = time.perf_counter()
@@ -105,7 +114,8 @@ elif kind in ("tcp_pingpong", "tcp_bulk"):
 WORKLOADS = {
     "block": [("direct_read", "block requests")],
     "pagecache": [("mmap_cold", "pages faulted in"), ("read_cold", "pages read"),
-                  ("write_new", "pages dirtied"), ("anon_faults", "anon faults (unhooked)")],
+                  ("write_new", "pages dirtied"), ("anon_faults", "anon faults (unhooked)"),
+                  ("pipe_pingpong", "round trips (2 switches)")],
     "tcp": [("tcp_pingpong", "messages"), ("tcp_bulk", "64 KiB sends")],
 }
 PROBES = {"block": "iolens.probes.block:BlockProbe",

@@ -13,10 +13,18 @@
  *   writeback:balance_dirty_pages         dirty throttling pause (ms) of the dirtier
  * Per-thread state lives in task storage (fallback: an LRU hash keyed by tid).
  *
+ *   sched:sched_switch / sched:sched_wakeup   (optional) the sleeps of a thread in a fault
+ *
  * Fault attribution: after mm_filemap_fault for (dev, ino, idx) the thread is "in a fault";
  * pages it inserts for the same file with gaps < FAULT_GAP_NS are the fault's I/O. The fault
- * ends at the map_pages retry covering idx (it waited: time = retry - entry), or at the next
- * fault/unrelated map_pages (time = last insertion - entry).
+ * ends at the map_pages retry covering idx, or at the next fault/unrelated map_pages.
+ * Page-cache activity of the thread on another file (insertion, readahead, dirtying) also
+ * ends it. Fault time = entry -> last insertion (on CPU) + the fault's sleep: the first
+ * switch-out in D state (folio lock and mmap lock waits are TASK_KILLABLE) within
+ * SLEEP_START_NS of the fault's last activity, until its wakeup. The sleep is charged at the
+ * thread's next switch-out (the wakeup runs in another context) and ends the fault.
+ * Without the sched hooks (HAVE_sched unset) the time runs from entry to the retry instead,
+ * which misses waits whose retry maps a large folio by PMD (no map_pages event).
  *
  * Aggregation: per-CPU hashes agg0/agg1 chosen by ctl[0] (Python flips and drains the idle
  * one). Options arrive only as integer -D flags.
@@ -45,6 +53,9 @@
 #ifndef WAIT_MIN_NS
 #define WAIT_MIN_NS 50000ULL         /* a retry this late means the fault slept on I/O */
 #endif
+#ifndef SLEEP_START_NS
+#define SLEEP_START_NS 2000000ULL    /* a sleep this soon after fault activity is its wait */
+#endif
 #ifndef RETRY_MAX_NS
 #define RETRY_MAX_NS 30000000000ULL  /* a "retry" later than this is a new fault */
 #endif
@@ -67,12 +78,14 @@ struct pc_state {
     u64 ra_ino; u64 ra_tlast; u32 ra_dev; u32 add_pages;
     u64 add_ino; u64 add_idx; u64 add_t; u32 add_dev; u32 d_dev;
     u64 d_ino;
+    u64 sl_ino; u64 sl_ts; u64 sl_t0; u32 sl_dev; u32 sl_tgid; u32 sl_state; u32 pad;
 };
 
 BPF_F_TABLE("percpu_hash", struct pc_key, struct pc_val, agg0, MAX_KEYS, BPF_F_NO_PREALLOC);
 BPF_F_TABLE("percpu_hash", struct pc_key, struct pc_val, agg1, MAX_KEYS, BPF_F_NO_PREALLOC);
 BPF_ARRAY(ctl, u32, 1);
 BPF_PERCPU_ARRAY(counters, u64, CNT_MAX);
+BPF_HASH(woken, u32, u64, 4096);     /* tid sleeping in a fault -> wakeup time (0: asleep) */
 #if USE_TASK_STORAGE
 BPF_TASK_STORAGE(state, struct pc_state);
 #else
@@ -164,7 +177,9 @@ TRACEPOINT_PROBE(filemap, mm_filemap_fault)
         now - s->f_t0 < RETRY_MAX_NS) {
         /* filemap_fault() again for the same page: the retry after waiting for it */
         if (s->f_counted || now - s->f_t0 >= WAIT_MIN_NS) {
+#ifndef HAVE_sched
             s->f_tlast = now;
+#endif
             fault_count(s, agg(tgid, dev, ino));
         }
         return 0;
@@ -191,7 +206,9 @@ TRACEPOINT_PROBE(filemap, mm_filemap_map_pages)
         /* fault-around over the pending fault's page: the retry after the wait */
         u64 now = bpf_ktime_get_ns();
         if (now - s->f_t0 < RETRY_MAX_NS && (s->f_counted || now - s->f_t0 >= WAIT_MIN_NS)) {
+#ifndef HAVE_sched
             s->f_tlast = now;
+#endif
             fault_count(s, agg(s->f_tgid, s->f_dev, s->f_ino));
         }
     }
@@ -221,6 +238,8 @@ TRACEPOINT_PROBE(filemap, mm_filemap_add_to_page_cache)
         return 0;
     }
     u64 now = bpf_ktime_get_ns();
+    if (s->f_state == 1 && (s->f_ino != ino || s->f_dev != dev))
+        fault_end(s);                         /* a miss on another file: the fault is over */
     if (s->f_state == 1 && s->f_ino == ino && s->f_dev == dev && now - s->f_tlast < FAULT_GAP_NS) {
         v->fault_pages += pages;
         s->f_tlast = now;
@@ -245,6 +264,8 @@ static __always_inline int ra_start(u64 ino, u32 dev)
     struct pc_state *s = st_get(1);
     if (!s)
         return 0;
+    if (s->f_state == 1 && (s->f_ino != ino || s->f_dev != dev))
+        fault_end(s);                         /* readahead of another file: fault is over */
     s->ra_ino = ino;
     s->ra_dev = dev;
     s->ra_tlast = bpf_ktime_get_ns();
@@ -279,6 +300,8 @@ TRACEPOINT_PROBE(writeback, writeback_dirty_folio)
         dev = s->d_dev;
     else if (s->f_ino == ino)
         dev = s->f_dev;
+    if (s->f_state == 1 && s->f_ino != ino)
+        fault_end(s);                         /* writing another file: the fault is over */
     struct pc_val *v = agg(tgid, dev, ino);
     if (!v)
         return 0;
@@ -308,6 +331,56 @@ TRACEPOINT_PROBE(writeback, balance_dirty_pages)
     struct pc_val *v = s ? agg(tgid, s->d_dev, s->d_ino) : agg(tgid, 0, 0);
     if (v)
         v->throttle_ns += (u64)pause * 1000000ULL;
+    return 0;
+}
+#endif
+
+#ifdef HAVE_sched
+/* Runs as the switched-out task (current == prev): its own task storage is reachable. */
+TRACEPOINT_PROBE(sched, sched_switch)
+{
+    struct pc_state *s = st_get(0);
+    if (!s)
+        return 0;
+    u32 tid = args->prev_pid;
+    if (s->sl_state) {
+        /* it slept in a fault and has run since: charge the sleep, the fault is over */
+        u64 *w = woken.lookup(&tid);
+        if (w && *w > s->sl_ts) {
+            struct pc_val *v = agg(s->sl_tgid, s->sl_dev, s->sl_ino);
+            if (v)
+                v->fault_ns += *w - s->sl_ts;
+            if (s->f_state == 1 && s->f_t0 == s->sl_t0) {
+                fault_count(s, v);           /* it waited, maybe for someone else's read */
+                fault_end(s);
+            }
+        }
+        woken.delete(&tid);
+        s->sl_state = 0;
+    }
+    if (!(args->prev_state & 2) || s->f_state != 1)
+        return 0;                            /* not an uninterruptible sleep in a fault */
+    u64 now = bpf_ktime_get_ns();
+    if (now - s->f_tlast >= SLEEP_START_NS)
+        return 0;
+    u64 zero = 0;
+    if (woken.update(&tid, &zero) != 0)
+        return 0;
+    s->sl_state = 1;
+    s->sl_ts = now;
+    s->sl_t0 = s->f_t0;
+    s->sl_ino = s->f_ino;
+    s->sl_dev = s->f_dev;
+    s->sl_tgid = s->f_tgid;
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_wakeup)
+{
+    u32 tid = args->pid;
+    u64 *w = woken.lookup(&tid);
+    if (w && *w == 0)
+        *w = bpf_ktime_get_ns();
     return 0;
 }
 #endif

@@ -40,6 +40,10 @@ def plan(self_tgid: int, task_storage: bool = True) -> list[str]:
     flags = [int_flag("SELF_TGID", self_tgid, 0, 2**22), int_flag("MAX_KEYS", MAX_KEYS, 64, 2**20),
              int_flag("USE_TASK_STORAGE", int(task_storage), 0, 1),
              int_flag("HAVE_ORDER", int("order" in add), 0, 1)]
+    sched = (tracepoint_fields("sched", "sched_switch") or set(),
+             tracepoint_fields("sched", "sched_wakeup") or set())
+    if {"prev_pid", "prev_state"} <= sched[0] and "pid" in sched[1]:
+        flags.append("-DHAVE_sched=1")
     for flag, cat, ev, fields in (("sync_ra", "readahead", "page_cache_sync_ra", ("i_ino", "s_dev")),
                                   ("async_ra", "readahead", "page_cache_async_ra", ("i_ino", "s_dev")),
                                   ("ra_order", "readahead", "page_cache_ra_order", ("i_ino", "s_dev")),
