@@ -97,7 +97,8 @@ def test_kill_9_keeps_every_rotated_interval_and_leaves_nothing_attached(tmp_pat
 # --- stop signals -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sig,mode", [(signal.SIGTERM, "command"), (signal.SIGINT, "pid"),
-                                      (signal.SIGHUP, "pid")], ids=["TERM-cmd", "INT-pid", "HUP-pid"])
+                                      (signal.SIGHUP, "pid")],
+                         ids=["TERM-cmd", "INT-pid", "HUP-pid"])
 def test_stop_signal_flushes_closes_and_exits_0(tmp_path, sig, mode):
     cap, done = tmp_path / "cap", tmp_path / "done.json"
     target = None
@@ -210,7 +211,7 @@ def test_fork_exec_pid_reuse_and_10000_open_files_attributed_exactly(tmp_path):
     writes = io.filter(pc.equal(io["op"], "write"))
     got: dict[tuple[int, str], int] = {}
     for pid, res, b in zip(writes["pid"].to_pylist(), writes["resource"].to_pylist(),
-                           writes["bytes"].to_pylist()):
+                           writes["bytes"].to_pylist(), strict=True):
         got[(pid, res)] = got.get((pid, res), 0) + b
     # every short-lived child: its own file, its own byte count, under its own pid
     for c in truth["children"]:
@@ -231,7 +232,8 @@ def test_fork_exec_pid_reuse_and_10000_open_files_attributed_exactly(tmp_path):
     exec_pids = set(events.filter(pc.equal(events["type"], "exec"))["pid"].to_pylist())
     assert {c["pid"] for c in truth["execs"]} <= exec_pids
     # 10,000 files held open at once: each of them written twice, one byte each time
-    many = {r: b for (p, r), b in got.items() if p == truth["main"] and r.startswith(truth["many_dir"])}
+    many = {r: b for (p, r), b in got.items()
+            if p == truth["main"] and r.startswith(truth["many_dir"])}
     assert len(many) == truth["many"] == 10_000
     assert set(many.values()) == {2}
 
@@ -240,7 +242,8 @@ def test_aggregation_overflow_is_counted_and_reported(tmp_path):
     cap = tmp_path / "cap"
     code = ("import os,sys\nd=sys.argv[1]; os.makedirs(d)\n"
             "for i in range(3000):\n"
-            "    fd=os.open(f'{d}/f{i}', os.O_WRONLY|os.O_CREAT, 0o600); os.write(fd, b'x'); os.close(fd)\n")
+            "    fd=os.open(f'{d}/f{i}', os.O_WRONLY|os.O_CREAT, 0o600)\n"
+            "    os.write(fd, b'x'); os.close(fd)\n")
     proc = subprocess.run([*IOLENS, "record", "-o", str(cap), "--max-keys", "64", "--",
                            sys.executable, "-c", code, str(tmp_path / "many")],
                           capture_output=True, text=True, timeout=240, env=ENV)

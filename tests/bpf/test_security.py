@@ -51,7 +51,8 @@ def test_print_bpf_holds_only_validated_integer_flags_and_the_source_file(tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert MARK not in proc.stdout
     flags = [ln for ln in proc.stdout.splitlines() if ln.startswith("// cflag ")]
-    assert flags and all(re.fullmatch(r"// cflag -D[A-Za-z][A-Za-z0-9_]*=-?\d+", f) for f in flags), flags
+    flag_re = re.compile(r"// cflag -D[A-Za-z][A-Za-z0-9_]*=-?\d+")
+    assert flags and all(flag_re.fullmatch(f) for f in flags), flags
     source = (ROOT / "probes" / "syscalls.bpf.c").read_text()
     assert source in proc.stdout  # the C text is the file, unchanged
     assert "// cflag -DSLOW_NS=500000" in flags and "// cflag -DMAX_KEYS=100" in flags
@@ -283,7 +284,7 @@ def test_odd_and_long_paths_recorded_exactly(tmp_path):
     io = read_table(cap, "io")
     w = io.filter(pc.and_(pc.equal(io["pid"], truth["pid"]), pc.equal(io["op"], "write")))
     got: dict[bytes, int] = {}
-    for res, b in zip(w["resource"].to_pylist(), w["bytes"].to_pylist()):
+    for res, b in zip(w["resource"].to_pylist(), w["bytes"].to_pylist(), strict=True):
         if res:
             raw = unescape_str(res)
             got[raw] = got.get(raw, 0) + b

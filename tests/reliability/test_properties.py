@@ -158,7 +158,7 @@ def test_redacted_path_keeps_depth_and_short_extension_and_hides_every_part(part
     red = r.path(path)
     out = red.split("/")[1:]
     assert len(out) == len(parts)
-    for orig, h in zip(parts, out):
+    for orig, h in zip(parts, out, strict=True):
         assert h.startswith("h:") and h != orig
         stem, dot, ext = orig.rpartition(".")
         if dot and stem and len(ext) <= 12:
@@ -186,7 +186,8 @@ def test_redacted_table_hashes_resource_column_only():
     t = pa.table({"resource": ["/data/x.bin", "tcp:1.2.3.4:5", None], "comm": ["a", "b", "c"]})
     out = Redactor(b"k" * 16).table(t)
     got = out["resource"].to_pylist()
-    assert got[0].startswith("/h:") and got[0].endswith(".bin") and got[1:] == t["resource"].to_pylist()[1:]
+    assert got[0].startswith("/h:") and got[0].endswith(".bin")
+    assert got[1:] == t["resource"].to_pylist()[1:]
     assert out["comm"] == t["comm"] and out.schema == t.schema
 
 
@@ -229,7 +230,8 @@ def test_read_proc_net_never_raises_on_damaged_lines(tmp_path_factory, lines):
 
     root = tmp_path_factory.mktemp("proc")
     (root / "net").mkdir()
-    hdr = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    hdr = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid"
+           "  timeout inode\n")
     for name in ("tcp", "tcp6", "udp", "udp6"):
         (root / "net" / name).write_text(hdr + "\n".join(lines) + "\n")
     out = read_proc_net(str(root))
@@ -246,6 +248,6 @@ def test_trimmed_histograms_pad_back_to_the_kernel_rows(rows):
 
     hist = np.array(rows, dtype=np.uint64)
     got = _trimmed_lists(hist).to_pylist()
-    for orig, t in zip(rows, got):
+    for orig, t in zip(rows, got, strict=True):
         assert t + [0] * (len(orig) - len(t)) == orig
         assert not t or t[-1] != 0

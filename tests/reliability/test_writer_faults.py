@@ -76,7 +76,7 @@ def test_disk_full_keeps_complete_files_abandons_open_ones_quietly(tmp_path, ful
     assert cap.tables["io"].num_rows == 3 and cap.ended_abruptly
 
 
-def test_failure_while_closing_a_segment_leaves_it_unfinished_not_fake_complete(tmp_path, full_disk):
+def test_failure_while_closing_a_segment_leaves_it_unfinished(tmp_path, full_disk):
     full_disk.budget = 10**9
     w = C.CaptureWriter(tmp_path / "cap", C.CaptureMeta(), rotate_s=1e9)
     w.write_tables(F.interval([F.io_row()]).tables)

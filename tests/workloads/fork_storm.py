@@ -76,7 +76,7 @@ src = os.path.join(work, "exec-src")
 with open(src, "wb") as f:
     f.write(b"e" * 5000)
 devnull = os.open(os.devnull, os.O_WRONLY)
-for i in range(20):
+for _ in range(20):
     pid = os.fork()
     if pid == 0:
         os.dup2(devnull, 1)
