@@ -9,7 +9,7 @@ DEMO_DIR ?= /tmp/iolens-demo-$(shell date +%Y%m%d-%H%M%S)
 .PHONY: setup demo test test-fast bench evaluate clean
 
 setup:
-	IOLENS_EXTRAS=test,scenarios bash .ci/setup.sh $(VENV)
+	IOLENS_EXTRAS=test,scenarios,spark bash .ci/setup.sh $(VENV)
 
 demo: setup
 	$(IOLENS) record -o $(DEMO_DIR) --demo
