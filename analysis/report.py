@@ -59,9 +59,10 @@ def render_findings(findings: list, console: Console) -> None:
         console.print(Text.assemble((f"{i}. [{f.severity.upper()}] ", SEV_STYLE[f.severity]),
                                     (f"{f.category} ", "bold"), f"{f.title}  ",
                                     (f"~{f.impact_s:.2f} s", "bold")))
-        console.print(f"   culprit: {who}", highlight=False)
-        console.print(f"   evidence: {_evidence_text(f.evidence)}", highlight=False)
-        console.print(f"   fix: {f.recommendation}", highlight=False)
+        # Capture strings (paths, comms) may look like rich markup: never interpret them.
+        console.print(f"   culprit: {who}", highlight=False, markup=False)
+        console.print(f"   evidence: {_evidence_text(f.evidence)}", highlight=False, markup=False)
+        console.print(f"   fix: {f.recommendation}", highlight=False, markup=False)
 
 
 def render_top(top: dict[str, list[dict]], console: Console, n: int) -> None:
@@ -77,7 +78,8 @@ def render_top(top: dict[str, list[dict]], console: Console, n: int) -> None:
         for c in cols:
             t.add_column(c, justify="left" if c in ("comm", "role", "resource") else "right")
         for r in rows[:n]:
-            t.add_row(*[human_bytes(r[c]) if c == "bytes" else str(r.get(c, "")) for c in cols])
+            t.add_row(*[Text(human_bytes(r[c]) if c == "bytes" else str(r.get(c, "")))
+                        for c in cols])
         console.print(t)
 
 
@@ -86,9 +88,9 @@ def render_health(h: dict[str, Any], console: Console) -> None:
             f"uncounted ops {h['agg_overflow']:,}")
     console.print(line, highlight=False)
     for s in h.get("skipped", []):
-        console.print(f"  skipped {s['reason']}", style="yellow", highlight=False)
+        console.print(f"  skipped {s['reason']}", style="yellow", highlight=False, markup=False)
     for note in h.get("notes", []):
-        console.print(f"  note: {note}", style="yellow", highlight=False)
+        console.print(f"  note: {note}", style="yellow", highlight=False, markup=False)
 
 
 def render_comparison(cmp: Any, console: Console) -> None:

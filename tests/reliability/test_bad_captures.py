@@ -175,8 +175,6 @@ def test_markup_like_paths_in_json_exactly(markup_capture):
         assert json.dumps(p) in proc.stdout, p  # the stored (escaped) text, unchanged
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/report.py passes capture strings to rich as "
-                   "markup: a path holding '[/]' makes `iolens analyze` exit 3 (MarkupError)")
 def test_markup_like_paths_do_not_break_the_text_report(markup_capture):
     proc = _analyze(str(markup_capture))
     assert proc.returncode == 0, proc.stderr
