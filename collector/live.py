@@ -269,7 +269,8 @@ class Collector:
             "ts": start_ns, "interval_s": interval_s, "host": self.host,
             "io_rows": io.num_rows, "event_rows": events.num_rows,
             "lost_events": delta["lost_events"], "agg_overflow": delta["agg_overflow"],
-            "fd_overflow": delta["fd_overflow"], "drain_ms": drain_ms,
+            "fd_overflow": delta["fd_overflow"], "target_overflow": delta["target_overflow"],
+            "drain_ms": drain_ms,
             "collector_cpu_s": cpu1 - cpu0, "collector_rss_bytes": _rss_bytes(),
             "keys": int(len(keys)),
         }

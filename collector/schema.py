@@ -129,6 +129,8 @@ HEALTH = pa.schema([
     _f("lost_events", pa.int64(), "events", False, "ring-buffer reserve failures"),
     _f("agg_overflow", pa.int64(), "ops", False, "ops not counted because a kernel map was full"),
     _f("fd_overflow", pa.int64(), "fds", False, "opens not tracked because the fd map was full"),
+    _f("target_overflow", pa.int64(), "processes", True,
+       "descendants not followed because the target map was full"),
     _f("drain_ms", pa.float64(), "ms", False, "time to read and clear the kernel maps"),
     _f("collector_cpu_s", pa.float64(), "s", False, "CPU time iolens used in the interval"),
     _f("collector_rss_bytes", pa.int64(), "bytes", False),

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, app_factory: Callable[..., Any] | None = None)
         source = build_source(args)
     except TopError as exc:
         print(f"iolens top: {exc}", file=sys.stderr)
-        return 2
+        return 77 if str(exc).startswith("cannot trace") else 2  # as `record` (EX_NOPERM)
     if app_factory is None:
         from iolens.tui.app import TopApp
         app_factory = TopApp

@@ -218,7 +218,7 @@ def test_analyze_and_replay_need_no_root_record_and_live_top_refuse(public_tmp):
         assert "permission denied" in one_line_error(r.stderr).lower()
     # live tracing refuses, before any screen opens
     for cmd, code in ((["record", "-o", str(tmp_path / "x"), "-d", "1"], 77),
-                      (["top", "--", "true"], None)):
+                      (["top", "--", "true"], 77)):
         r = subprocess.run([*NOBODY, *IOLENS, *cmd], capture_output=True, text=True, timeout=60,
                            env=env, cwd="/", stdin=subprocess.DEVNULL)
         assert r.returncode != 0 and (code is None or r.returncode == code), r.stderr
