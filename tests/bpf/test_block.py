@@ -95,3 +95,31 @@ def test_probe_without_its_tracepoints_is_skipped_with_a_reason(spec, tmp_path, 
     assert "\n" not in str(info.value)
     assert "not loadable here" in probe.render()
     probe.close()
+
+
+def _minimal_variants():
+    import os
+
+    from iolens.probes import block, pagecache, tcp
+
+    me = os.getpid()
+    return [
+        ("block without rq bytes", block, ["-DHAVE_RQ_BYTES=0"]),
+        ("pagecache, hash instead of task storage", pagecache,
+         pagecache.plan(me, task_storage=False)),
+        ("pagecache, required hooks only", pagecache,
+         [f for f in pagecache.plan(me) if not f.startswith("-DHAVE_") or f == "-DHAVE_ORDER=1"]),
+        ("tcp, required hooks only", tcp,
+         [f for f in tcp.plan() if not f.startswith(("-DHAVE_", "-DRCVQ_"))]),
+    ]
+
+
+def test_fallback_variants_still_load():
+    """Kernels lacking the optional tracepoints (or task storage) get a smaller program that
+    the verifier must still accept."""
+    from iolens.probes._bcc import Program
+
+    for what, mod, flags in _minimal_variants():
+        prog = Program(mod.SOURCE.read_text(), flags, str(mod.HERE))
+        prog.close()
+        assert what
