@@ -6,7 +6,8 @@
  *                               pointer is remembered with its addresses), CLOSE ends it
  *   sock:sock_send_length / sock_recv_length   socket-layer lengths (also sendfile/splice and
  *                               io_uring sends the syscall layer does not size), per tracked sock
- *   tcp:tcp_probe               smoothed RTT samples on received segments (optional)
+ *   tcp:tcp_probe               smoothed RTT samples on received segments (optional); also
+ *                               learns the sock of connections established before the probe
  *   skb:kfree_skb               incoming segments dropped for lack of receive room (reason
  *                               numbers from the format file, passed as RCVQ_Gn and RCVQ_Tn):
  *                               per tracked connection; TCP-only reasons on untracked socks go
@@ -44,7 +45,9 @@ struct conn_val {
     u64 retransmits; u64 rcvq_full; u64 connects; u64 closes; u64 conn_ns;
     u64 bytes_sent; u64 bytes_received; u64 rtt_sum_us; u64 rtt_n;
 };
-struct sock_info { struct conn_key key; u64 start; };
+#define SI_LIFE 1      /* established while the probe ran: lifetime known */
+#define SI_CLOSED 2    /* closed already (entry kept for data read after the close) */
+struct sock_info { struct conn_key key; u64 start; u64 flags; };
 
 BPF_F_TABLE("percpu_hash", struct conn_key, struct conn_val, agg0, MAX_KEYS, BPF_F_NO_PREALLOC);
 BPF_F_TABLE("percpu_hash", struct conn_key, struct conn_val, agg1, MAX_KEYS, BPF_F_NO_PREALLOC);
@@ -107,7 +110,7 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     int ns = args->newstate, os_ = args->oldstate;
     u64 sk = (u64)args->skaddr;
     if (ns == ST_ESTABLISHED && (os_ == ST_SYN_SENT || os_ == ST_SYN_RECV)) {
-        struct sock_info si = {.start = bpf_ktime_get_ns()};
+        struct sock_info si = {.start = bpf_ktime_get_ns(), .flags = SI_LIFE};
         FILL_KEY(si.key, args);
         if (socks.update(&sk, &si) != 0)
             count(CNT_SOCKS_FULL);
@@ -120,17 +123,17 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
         struct sock_info *si = socks.lookup(&sk);
         struct conn_val *v;
         if (si) {
-            if (!si->start)
+            if (si->flags & SI_CLOSED)
                 return 0;
-            u64 life = bpf_ktime_get_ns() - si->start;
             v = agg(&si->key);
             if (v) {
                 v->closes += 1;
-                v->conn_ns += life;
+                if (si->flags & SI_LIFE)
+                    v->conn_ns += bpf_ktime_get_ns() - si->start;
             }
-            /* kept (start = 0): data queued before the close may still be read; the LRU
-             * map or the next connection on this sock address replaces it */
-            si->start = 0;
+            /* kept: data queued before the close may still be read; the LRU map or the
+             * next connection on this sock address replaces it */
+            si->flags |= SI_CLOSED;
         } else {
             struct conn_key k;
             FILL_KEY(k, args);
@@ -196,6 +199,14 @@ TRACEPOINT_PROBE(tcp, tcp_probe)
     if (v) {
         v->rtt_sum_us += args->srtt;
         v->rtt_n += 1;
+    }
+    /* a connection established before the probe: learn its sock so that its socket-layer
+     * bytes count from now on (lifetime stays unknown) */
+    u64 sk = (u64)args->skaddr;
+    if (!socks.lookup(&sk)) {
+        struct sock_info si = {};
+        __builtin_memcpy(&si.key, k, sizeof(si.key));
+        socks.update(&sk, &si);
     }
     return 0;
 }

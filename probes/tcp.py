@@ -62,7 +62,8 @@ def plan() -> list[str]:
     for flag, cat, ev, fields in (
             ("send_length", "sock", "sock_send_length", ("sk", "protocol", "ret")),
             ("recv_length", "sock", "sock_recv_length", ("sk", "protocol", "ret")),
-            ("tcp_probe", "tcp", "tcp_probe", ("saddr", "daddr", "sport", "dport", "family", "srtt"))):
+            ("tcp_probe", "tcp", "tcp_probe", ("saddr", "daddr", "sport", "dport", "family", "srtt",
+                                               "skaddr"))):
         have = tracepoint_fields(cat, ev)
         if have is not None and all(f in have for f in fields):
             flags.append(f"-DHAVE_{flag}=1")
