@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from iolens.collector import schema as S
-from iolens.probes._optional import (HERE, Flipper, ProbeUnavailable, int_flag, kdev_split,
+from iolens.probes._optional import (HERE, Flipper, ProbeUnavailable, int_flag,
                                      kdev_str, render, require, sum_fields, trimmed_lists,
                                      ts_column)
 
@@ -106,4 +106,4 @@ class BlockProbe:
             self.prog = None
 
 
-__all__ = ["BlockProbe", "device_name", "kdev_split"]
+__all__ = ["BlockProbe", "device_name"]

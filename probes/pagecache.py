@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from iolens.collector import schema as S
-from iolens.probes._optional import (HERE, Flipper, ProbeUnavailable, int_flag, kdev_split,
+from iolens.probes._optional import (HERE, Flipper, ProbeUnavailable, int_flag,
                                      kdev_str, kdev_to_st_dev, render, require, sum_fields,
                                      tracepoint_fields, ts_column)
 
@@ -280,4 +280,4 @@ class PageCacheProbe:
             self.prog = None
 
 
-__all__ = ["PageCacheProbe", "InodePaths", "kdev_split"]
+__all__ = ["PageCacheProbe", "InodePaths"]

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from iolens.collector import schema as S
 from iolens.probes._optional import (HERE, Flipper, ProbeUnavailable, int_flag, render, require,
-                                     sum_fields, tracepoint_fields, ts_column)
+                                     sum_fields, tracepoint_fields)
 
 SOURCE = HERE / "tcp.bpf.c"
 COUNTERS = ("agg_full", "socks_full")
