@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from iolens.analysis.engine import DuckDBEngine
+from iolens.analysis.engine import DuckDBEngine, Engine
 from iolens.analysis.queries import Reduced
 from iolens.analysis.rules import Finding, evaluate
 from iolens.analysis.summary import health_summary, top_tables, totals
@@ -31,9 +32,58 @@ from iolens.collector.capture import META_FILE, CaptureMeta, table_files
 
 JSON_SCHEMA = 1
 
+#: query engines `iolens analyze --engine` accepts (duckdb: embedded, the default)
+ENGINES = ("duckdb", "spark")
+DEFAULT_MASTER = "local[2]"
+
 
 class AnalyzeError(Exception):
     """The capture cannot be analysed; the message is one line for the user."""
+
+
+class EngineUnavailable(AnalyzeError):
+    """The chosen engine cannot start (pyspark not installed, no Java); one line."""
+
+
+def make_engine(kind: str, root: str | os.PathLike[str], skip: set[str] | None = None,
+                master: str = DEFAULT_MASTER) -> tuple[Engine, list[tuple[str, str]]]:
+    """The engine factory: an Engine over the capture (or fleet tree) at `root`, plus the
+    files it left out. The same rules and SQL (analysis/queries.py) run on either engine."""
+    if kind == "duckdb":
+        return DuckDBEngine.from_capture(root, skip)
+    if kind != "spark":
+        raise EngineUnavailable(f"unknown engine {kind!r} (choose from {', '.join(ENGINES)})")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable("the spark engine needs pyspark: pip install 'iolens[spark]'"
+                                ) from None
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise EngineUnavailable("the spark engine needs Java 17+ (java on PATH or JAVA_HOME)")
+    from iolens.analysis.engine_spark import SparkEngine
+    try:
+        return SparkEngine.from_capture(root, skip, master=master)
+    except Exception as exc:  # noqa: BLE001 - JVM/gateway failures: one line for the user
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EngineUnavailable(f"spark engine failed (master {master}): {msg}") from None
+
+
+def engine_errors(kind: str) -> tuple[type[BaseException], ...]:
+    """Exceptions a query of this engine raises on damaged data (caught, files re-checked)."""
+    if kind == "spark":
+        errs: list[type[BaseException]] = []
+        try:
+            from pyspark.errors import PySparkException
+            errs.append(PySparkException)
+        except ImportError:
+            pass
+        try:
+            from py4j.protocol import Py4JJavaError
+            errs.append(Py4JJavaError)
+        except ImportError:
+            pass
+        return tuple(errs) or (duckdb.Error,)
+    return (duckdb.Error,)
 
 
 @dataclass
@@ -73,7 +123,8 @@ def clean(obj: Any) -> Any:
 def read_metas(root: Path) -> tuple[list[CaptureMeta], list[tuple[str, str]]]:
     """capture.json of the capture (or of each capture in a tree), and unreadable ones."""
     metas, bad = [], []
-    for mp in sorted(root.rglob(META_FILE)):
+    # capture.json (flat capture) or host=H/capture-<start>-<pid>.json (hive tree, per run)
+    for mp in sorted(root.rglob("capture*.json")):
         try:
             metas.append(CaptureMeta.from_dict(json.loads(mp.read_text())))
         except (OSError, ValueError, TypeError) as exc:
@@ -81,9 +132,11 @@ def read_metas(root: Path) -> tuple[list[CaptureMeta], list[tuple[str, str]]]:
     return metas, bad
 
 
-def open_capture(path: str | os.PathLike[str]) -> tuple[DuckDBEngine, list[CaptureMeta],
-                                                         list[tuple[str, str]], list[str]]:
-    """Engine over a capture directory, its metadata, skipped files and unfinished segments.
+def open_capture(path: str | os.PathLike[str], engine: str = "duckdb",
+                 master: str = DEFAULT_MASTER) -> tuple[Engine, list[CaptureMeta],
+                                                        list[tuple[str, str]], list[str]]:
+    """Engine over a capture directory (or a fleet's hive tree), its metadata, skipped files
+    and unfinished segments. `engine`: one of ENGINES; `master`: Spark's master URL.
 
     Raises AnalyzeError for a missing path, a non-capture or a capture with no readable data.
     """
@@ -98,7 +151,7 @@ def open_capture(path: str | os.PathLike[str]) -> tuple[DuckDBEngine, list[Captu
     files = [f for t in ("io", "procs", "events", "health") for f in table_files(root, t)]
     if not metas and not files:
         raise AnalyzeError(f"not an iolens capture (no {META_FILE}, no table files): {root}")
-    eng, bad = DuckDBEngine.from_capture(root)
+    eng, bad = make_engine(engine, root, master=master)
     skipped += bad
     if not eng.has("io"):
         eng.close()
@@ -126,17 +179,19 @@ def find_corrupt(root: Path, known: set[str]) -> list[tuple[str, str]]:
 
 def analyze_path(path: str | os.PathLike[str],
                  thresholds: dict[str, float] | None = None, top_n: int = 10,
-                 plots: bool = True) -> Report:
-    """Analyse a capture directory; see the module docstring.
+                 plots: bool = True, engine: str = "duckdb",
+                 master: str = DEFAULT_MASTER) -> Report:
+    """Analyse a capture directory (or a fleet tree); see the module docstring.
 
     `plots=False` skips the per-interval timeline (only the HTML report draws it): one scan
-    of io less.
+    of io less. `engine`: "duckdb" (embedded, default) or "spark" (pyspark, `master` URL).
     """
     th = thresholds or merge(None)
-    eng, metas, skipped, unfinished = open_capture(path)
+    errors = engine_errors(engine)
+    eng, metas, skipped, unfinished = open_capture(path, engine, master)
     try:
         return _analyze(eng, str(path), metas, skipped, unfinished, th, top_n, plots)
-    except duckdb.Error as exc:
+    except errors as exc:
         first = str(exc).splitlines()[0]
     finally:
         eng.close()
@@ -145,25 +200,25 @@ def analyze_path(path: str | os.PathLike[str],
     bad = find_corrupt(root, {f for f, _ in skipped})
     if not bad:
         raise AnalyzeError(f"cannot read capture {path}: {first}")
-    eng, _ = DuckDBEngine.from_capture(root, skip={f for f, _ in skipped + bad})
+    eng, _ = make_engine(engine, root, skip={f for f, _ in skipped + bad}, master=master)
     try:
         if not eng.has("io"):
             raise AnalyzeError(f"no readable I/O data in capture: {bad[0][1]}")
         return _analyze(eng, str(path), metas, skipped + bad, unfinished, th, top_n, plots)
-    except duckdb.Error as exc:
+    except errors as exc:
         raise AnalyzeError(f"cannot read capture {path}: {str(exc).splitlines()[0]}") from None
     finally:
         eng.close()
 
 
-def _analyze(eng: DuckDBEngine, path: str, metas: list[CaptureMeta],
+def _analyze(eng: Engine, path: str, metas: list[CaptureMeta],
              skipped: list[tuple[str, str]], unfinished: list[str], th: dict[str, float],
              top_n: int, plots: bool = True) -> Report:
     reduced = Reduced(eng, metas[0] if metas else None)
     verdict, findings = evaluate(reduced, th)
     return Report(capture=path, verdict=verdict, findings=findings, totals=totals(reduced),
                   top=top_tables(reduced, top_n),
-                  health=health_summary(reduced, metas, skipped, unfinished), thresholds=th,
+                  health=health_summary(reduced, metas, skipped, unfinished, th), thresholds=th,
                   timeline=reduced.get("timeline") if plots else None,
                   hists=_hists(reduced) if plots else {})
 

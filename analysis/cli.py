@@ -5,6 +5,7 @@
     iolens analyze run1 --html report.html   one self-contained HTML file with plots
     iolens analyze run2 --baseline run1      what changed between two captures
     iolens analyze run1 --config my.toml     override thresholds
+    iolens analyze FLEET --engine spark --master spark://head:7077   a fleet tree on Spark
 
 Bad input: one line on stderr, exit 2 (usage/config) or 1 (capture unreadable); no traceback.
 """
@@ -20,7 +21,9 @@ EPILOG = """examples:
   iolens analyze run1 --json > findings.json
   iolens analyze run1 --html report.html
   iolens analyze run2 --baseline run1
-  iolens analyze run1 --config my-thresholds.toml   (keys: see analysis/thresholds.toml)"""
+  iolens analyze run1 --config my-thresholds.toml   (keys: see analysis/thresholds.toml)
+  iolens analyze /fleet                     a hive tree of many hosts and days (DuckDB)
+  iolens analyze /fleet --engine spark --master 'local[8]'   same rules on Apache Spark"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.toml", help="threshold overrides (TOML)")
     parser.add_argument("--top", metavar="N", type=int, default=10,
                         help="rows in the top tables (default 10)")
+    parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                        help="query engine: duckdb (embedded, default) or spark (pyspark + "
+                             "Java 17, for captures too big for one machine)")
+    parser.add_argument("--master", metavar="URL", default="local[2]",
+                        help="Spark master URL with --engine spark (default local[2]; "
+                             "spark://host:7077, yarn, k8s://...)")
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
@@ -61,9 +70,13 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     if args.top < 1:
         return _fail("--top must be at least 1", 2)
+    engine = getattr(args, "engine", "duckdb")
+    master = getattr(args, "master", "local[2]")
     try:
-        report = analyze_path(args.capture, th, args.top, plots=bool(args.html))
-        base = analyze_path(args.baseline, th, args.top, plots=False) if args.baseline else None
+        report = analyze_path(args.capture, th, args.top, plots=bool(args.html),
+                              engine=engine, master=master)
+        base = analyze_path(args.baseline, th, args.top, plots=False, engine=engine,
+                            master=master) if args.baseline else None
     except AnalyzeError as exc:
         return _fail(str(exc), 1)
     cmp = None

@@ -2,7 +2,7 @@
 
 The rules and their SQL (analysis/queries.py) are the same ones DuckDB runs; only the engine's
 few members differ: list indexing (`try_element_at`, 1-based, NULL past the end even in ANSI
-mode), sampling (`TABLESAMPLE (p PERCENT)`), and how tables are registered (Parquet files as
+mode), sampling (the same ten time slices as DuckDB, so both read the same rows), and how tables are registered (Parquet files as
 temporary views). Results come back as small pyarrow Tables.
 
 `pyspark` is an optional dependency (`pip install 'iolens[spark]'`); Java 17+ must be on PATH.
@@ -70,10 +70,11 @@ class SparkEngine:
                     why = (str(exc).splitlines() or [type(exc).__name__])[0]
                     skipped.append((str(fp), why if str(fp) in why else f"{fp}: {why}"))
             if good:
-                # basePath keeps hive directories (host=, date=) from becoming extra columns
-                # that would clash with the files' own `host` column.
+                # recursiveFileLookup turns partition discovery off: hive directories
+                # (host=, date=) must not become extra columns clashing with the files' own
+                # `host` column (a basePath would only cover one directory of a fleet tree).
                 df = (eng.spark.read.option("mergeSchema", "true")
-                      .option("basePath", str(Path(good[0]).parent))
+                      .option("recursiveFileLookup", "true")
                       .parquet(*good))
                 df = df.selectExpr(*[_ts_expr(c, S.TABLES[name]) for c in df.columns])
                 df.createOrReplaceTempView(name)
@@ -95,7 +96,22 @@ class SparkEngine:
         return f"try_element_at({column}, {index + 1})"
 
     def sample(self, table: str, percent: float) -> str:
-        return f"{table} TABLESAMPLE ({percent:g} PERCENT)"
+        # The same ten time slices as DuckDBEngine.sample (not TABLESAMPLE, which is random):
+        # both engines then read the very same rows, so sampled histograms agree exactly.
+        row = self.spark.sql(f"SELECT unix_micros(MIN(ts)), unix_micros(MAX(ts)) FROM {table}"
+                             ).collect()[0]
+        if row[0] is None or row[1] <= row[0]:
+            return table
+        lo, hi = row[0] * 1000, row[1] * 1000  # ns, as DuckDB computes them
+        span, n = hi - lo, 10
+        width = span * percent / 100 / n
+
+        def at(ns: float) -> str:  # DuckDB: to_timestamp(seconds formatted to 6 decimals)
+            return f"timestamp_micros({round(float(f'{ns / 1e9:.6f}') * 1e6)})"
+        ranges = " OR ".join(
+            f"(ts >= {at(lo + i * span / n)} AND ts < {at(lo + i * span / n + width)})"
+            for i in range(n))
+        return f"(SELECT * FROM {table} WHERE {ranges}) AS sampled"
 
     def row_count(self, table: str) -> int:
         return self._rows.get(table, 0)
@@ -120,8 +136,10 @@ def _ts_expr(col: str, schema: pa.Schema) -> str:
 
 
 def _utc(t: pa.Table) -> pa.Table:
-    """Spark returns timestamps in the session zone; make them UTC like DuckDB's."""
+    """Spark returns microsecond timestamps in the session zone; make them nanosecond UTC
+    like DuckDB's (the rules cast timestamps to int64 and read them as ns)."""
     for i, f in enumerate(t.schema):
-        if pa.types.is_timestamp(f.type) and f.type.tz not in (None, "UTC"):
-            t = t.set_column(i, f.name, t.column(i).cast(pa.timestamp(f.type.unit, "UTC")))
+        if pa.types.is_timestamp(f.type) and (f.type.tz not in (None, "UTC")
+                                              or f.type.unit != "ns"):
+            t = t.set_column(i, f.name, t.column(i).cast(pa.timestamp("ns", "UTC")))
     return t

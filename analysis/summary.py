@@ -72,7 +72,7 @@ def top_tables(r: Reduced, n: int = 10) -> dict[str, list[dict[str, Any]]]:
 
 
 def health_summary(r: Reduced, metas: list, skipped: list[tuple[str, str]],
-                   unfinished: list[str]) -> dict[str, Any]:
+                   unfinished: list[str], th: dict[str, float] | None = None) -> dict[str, Any]:
     """Capture health and what it means for the conclusions."""
     h = r.get("health")
     row = h.to_pylist()[0] if h is not None and h.num_rows else {}
@@ -88,7 +88,54 @@ def health_summary(r: Reduced, metas: list, skipped: list[tuple[str, str]],
         "unfinished": unfinished,
         "ended_abruptly": any(not m.complete for m in metas) or bool(unfinished),
     }
+    if th is None:
+        from iolens.analysis.thresholds import merge
+        th = merge(None)
+    out["clock"] = clock_summary(metas, th["clock_max_error_ms"])
     out["notes"] = _notes(out)
+    return out
+
+
+def clock_summary(metas: list, max_error_ms: float) -> dict[str, Any]:
+    """Per host: is its wall clock NTP-synchronised, and how far off may it be (the kernel's
+    NTP maximum error bound, worst over the capture's clock samples). Two hosts' timelines may
+    disagree by up to the sum of their bounds: `max_disagreement_ms` is the worst pair.
+    `warning` (also in `notes`) when that exceeds `max_error_ms` or a host is unsynchronised;
+    only judged with >= 2 hosts (a single host's timeline needs no alignment)."""
+    hosts: dict[str, dict[str, Any]] = {}
+    for m in metas:
+        h = hosts.setdefault(getattr(m, "host", "?"), {"samples": 0, "synced": None,
+                                                      "maxerror_ms": None,
+                                                      "esterror_ms": None})
+        for c in getattr(m, "clock", None) or []:
+            h["samples"] += 1
+            if c.get("ntp_synced") is not None:
+                h["synced"] = bool(c["ntp_synced"]) if h["synced"] is None else \
+                    h["synced"] and bool(c["ntp_synced"])
+            for k in ("maxerror", "esterror"):
+                v = c.get(f"ntp_{k}_us")
+                if v is not None:
+                    h[f"{k}_ms"] = max(h[f"{k}_ms"] or 0.0, round(v / 1000, 3))
+    out: dict[str, Any] = {"hosts": hosts, "max_disagreement_ms": None, "warning": None}
+    if len(hosts) < 2:
+        return out
+    bounds = sorted((h["maxerror_ms"] for h in hosts.values() if h["maxerror_ms"] is not None),
+                    reverse=True)
+    if len(bounds) >= 2:
+        out["max_disagreement_ms"] = round(bounds[0] + bounds[1], 3)
+    unsynced = sorted(n for n, h in hosts.items() if h["synced"] is False)
+    unknown = sorted(n for n, h in hosts.items() if h["synced"] is None)
+    why = []
+    if unsynced:
+        why.append(f"not NTP-synchronised: {', '.join(unsynced)}")
+    if out["max_disagreement_ms"] is not None and out["max_disagreement_ms"] > max_error_ms:
+        worst = max(hosts, key=lambda n: hosts[n]["maxerror_ms"] or 0.0)
+        why.append(f"clocks may disagree by up to {out['max_disagreement_ms']:,.0f} ms "
+                   f"(> {max_error_ms:g} ms; worst {worst}, +/-{hosts[worst]['maxerror_ms']:,.0f} ms)")
+    if unknown:
+        why.append(f"no clock information from: {', '.join(unknown)}")
+    if why:
+        out["warning"] = ("cross-host timelines may be misaligned: " + "; ".join(why))
     return out
 
 
@@ -108,4 +155,6 @@ def _notes(h: dict[str, Any]) -> list[str]:
                      "only the rest")
     if h["ended_abruptly"]:
         notes.append("the capture ended abruptly: its last segment may be missing")
+    if (h.get("clock") or {}).get("warning"):
+        notes.append(h["clock"]["warning"])
     return notes

@@ -4,7 +4,7 @@ API (used by `iolens analyze` and the TUI's verdict panel alike):
     run_rules(tables, meta=None, thresholds=None) -> list[Finding]   (sorted by impact_s)
     evaluate(reduced, thresholds) -> (Verdict, list[Finding])        (what analyze uses)
 
-Each rule (rules/fileio.py, memory.py, network.py, workload.py) is ``rule(ctx) -> list[Finding]``
+Each rule (rules/fileio.py, memory.py, network.py, workload.py; fleet.py across hosts) is ``rule(ctx) -> list[Finding]``
 over the shared SQL reductions of analysis/queries.py. Severity is decided here, once:
 high when impact >= high_impact_fraction of wall time, warn from warn_impact_fraction, else info;
 when the verdict says the run is not I/O-bound nothing is high (data-starvation is judged on the
@@ -42,8 +42,8 @@ class Finding:
 
 def all_rules() -> tuple:
     """Every rule function, in a stable order (imported late: rule modules import Finding)."""
-    from iolens.analysis.rules import fileio, memory, network, workload
-    return fileio.RULES + memory.RULES + network.RULES + workload.RULES
+    from iolens.analysis.rules import fileio, fleet, memory, network, workload
+    return fileio.RULES + memory.RULES + network.RULES + workload.RULES + fleet.RULES
 
 
 def assign_severity(f: Finding, wall_s: float, io_bound: bool, starved: bool,

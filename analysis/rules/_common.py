@@ -135,13 +135,13 @@ def role_key(info: dict[str, Any]) -> str:
     return info.get("role") or f"comm:{info.get('comm') or '?'}"
 
 
-def blocked_io(ctx: Ctx) -> pa.Table:
-    """Per-pid nanoseconds blocked in I/O, as the verdict counts it (analysis/verdict.py):
-    files, devices and IP sockets (not accept, not unix sockets, not an inference server's
-    recv), plus page-fault I/O when the faults table is recorded."""
+def blocked_io_rows(ctx: Ctx) -> pa.Table:
+    """The `resources` rows (host, pid, op, kind, resource) that count as blocked in I/O:
+    files, devices and IP sockets; not accept, not unix sockets, not an inference server's
+    recv (its idle wait for requests)."""
     r = ctx.resources()
     if r.num_rows == 0:
-        return pa.table({"pid": pa.array([], pa.int32()), "lat_sum_ns": pa.array([], pa.int64())})
+        return r
     keep = pc.is_in(r.column("kind"), pa.array(["file", "device", "socket"]))
     keep = pc.and_(keep, pc.not_equal(r.column("op"), "accept"))
     keep = pc.and_(keep, pc.invert(pc.starts_with(r.column("resource"), "unix:")))
@@ -150,7 +150,17 @@ def blocked_io(ctx: Ctx) -> pa.Table:
         idle = pc.and_(pc.is_in(r.column("pid"), pa.array(servers, r.schema.field("pid").type)),
                        pc.equal(r.column("op"), "recv"))
         keep = pc.and_(keep, pc.invert(idle))
-    per = sum_by(r.filter(keep), ["pid"], ["lat_sum_ns"])
+    return r.filter(keep)
+
+
+def blocked_io(ctx: Ctx) -> pa.Table:
+    """Per-pid nanoseconds blocked in I/O, as the verdict counts it (analysis/verdict.py):
+    files, devices and IP sockets (not accept, not unix sockets, not an inference server's
+    recv), plus page-fault I/O when the faults table is recorded."""
+    r = blocked_io_rows(ctx)
+    if r.num_rows == 0:
+        return pa.table({"pid": pa.array([], pa.int32()), "lat_sum_ns": pa.array([], pa.int64())})
+    per = sum_by(r, ["pid"], ["lat_sum_ns"])
     faults = ctx.reduced.get("faults")
     if faults is not None and faults.num_rows:
         # page faults that read mmap'd files block the process just like read() does
