@@ -175,6 +175,16 @@ def ops_from_resources(res: pa.Table) -> pa.Table:
     return g.rename_columns([names.get(c, c) for c in g.column_names])
 
 
+def canonical(t: pa.Table) -> pa.Table:
+    """A GROUP BY result in a fixed row order (by its key-like columns: strings, integers,
+    timestamps, left to right). Engines return groups in any order, and a rule that breaks a
+    tie by the first row seen would otherwise name another culprit on Spark than on DuckDB."""
+    keys = [(f.name, "ascending") for f in t.schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)]
+    return t.sort_by(keys) if keys and t.num_rows > 1 else t
+
+
 #: query name -> (table it needs, SQL builder)
 QUERIES = {
     "ops": ("io", ops_sql), "ops_hist": ("io", ops_hist_sql),
@@ -209,9 +219,10 @@ class Reduced:
                 # than another scan of io: the scan is the expensive part on large captures
                 self._cache[name] = ops_from_resources(self.get("resources"))
             elif name == "ops_hist":
-                self._cache[name] = self.engine.query(build(self.engine, self.hist_sample_pct))
+                self._cache[name] = canonical(
+                    self.engine.query(build(self.engine, self.hist_sample_pct)))
             else:
-                self._cache[name] = self.engine.query(build(self.engine))
+                self._cache[name] = canonical(self.engine.query(build(self.engine)))
         return self._cache[name]
 
     @property

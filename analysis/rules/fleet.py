@@ -54,8 +54,10 @@ def _lead(t: pa.Table, host: str) -> int | None:
     return int(top[0]["pid"]) if top else None
 
 
-def _ranks(ctx: Ctx, t: pa.Table, host: str) -> list[int]:
-    pids = set(t.filter(pc.equal(t.column("host"), host)).column("pid").to_pylist())
+def _ranks(ctx: Ctx, host: str) -> list[int]:
+    """RANKs of the processes seen on `host` (the trainer's, usually; its workers have none)."""
+    t = ctx.resources(pc.equal(pc.field("host"), host))
+    pids = set(t.column("pid").to_pylist())
     return sorted({int(i["rank"]) for p, i in ctx.procs.items()
                    if p in pids and i.get("rank") is not None})
 
@@ -88,7 +90,7 @@ def straggler_host(ctx: Ctx) -> list[Finding]:
     if secs[worst] < th["host_straggler_ratio"] * med or \
             excess < th["imbalance_time_share"] * ctx.wall_s:
         return []
-    ranks = _ranks(ctx, rows, worst)
+    ranks = _ranks(ctx, worst)
     who = f"host {worst}" + (f" (rank {', '.join(map(str, ranks))})" if ranks else "")
     return [Finding(
         code="FLEET-STRAGGLER", category="imbalance", severity="",
