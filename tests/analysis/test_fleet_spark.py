@@ -109,3 +109,60 @@ def test_spark_gives_identical_findings(tree, duck):
     _close(d["health"], s["health"], "health")
     assert any(f.code == "FLEET-STRAGGLER" and f.culprit["resource"] == f"host:{tree.straggler}"
                for f in spark.findings)
+
+
+def test_cli_fleet_json_default_engine(tree, capsys):
+    import json
+
+    from iolens.analysis.cli import main
+    assert main([str(tree.root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    codes = {f["code"]: f for f in out["findings"]}
+    assert codes["FLEET-STRAGGLER"]["culprit"]["resource"] == f"host:{tree.straggler}"
+    assert out["health"]["clock"]["warning"]
+
+
+def test_cli_spark_without_pyspark_is_one_line(tree, capsys, monkeypatch):
+    import sys
+
+    from iolens.analysis.cli import main
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark -> ImportError
+    assert main([str(tree.root), "--engine", "spark"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pyspark" in err[0] and "Traceback" not in err[0], err
+
+
+def test_cli_unknown_engine_is_usage_error(tree):
+    from iolens.analysis.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main([str(tree.root), "--engine", "postgres"])
+    assert exc.value.code == 2
+
+
+def test_clock_single_host_and_synced_fleet():
+    from iolens.analysis.summary import clock_summary
+    from iolens.collector.capture import CaptureMeta
+
+    def meta(host, synced, err_us):
+        return CaptureMeta(host=host, clock=fleet.clock_samples(0, 120, synced, err_us))
+    one = clock_summary([meta("a", False, 900_000.0)], 100.0)
+    assert one["warning"] is None  # one host: nothing to align
+    ok = clock_summary([meta("a", True, 20_000.0), meta("b", True, 30_000.0)], 100.0)
+    assert ok["warning"] is None and ok["max_disagreement_ms"] == 50.0
+    far = clock_summary([meta("a", True, 20_000.0), meta("b", True, 90_000.0)], 100.0)
+    assert far["max_disagreement_ms"] == 110.0 and "110 ms" in far["warning"]
+    assert "b" in far["warning"] and "not NTP-synchronised" not in far["warning"]
+
+
+def test_fleet_rules_silent_on_one_host(tmp_path):
+    f = fleet.generate(tmp_path / "one", hosts=1, rows=20_000, straggler=0, intervals=60)
+    r = analyze_path(f.root, plots=False)
+    assert not [x for x in r.findings if x.code.startswith("FLEET-")]
+    assert r.health["clock"]["warning"] is None
+
+
+def test_fleet_rules_silent_without_a_straggler(tmp_path):
+    f = fleet.generate(tmp_path / "even", hosts=3, rows=60_000, straggler=-1, intervals=60)
+    r = analyze_path(f.root, plots=False)
+    assert not [x for x in r.findings if x.code.startswith("FLEET-")], r.findings
+    assert r.health["clock"]["warning"] is None
