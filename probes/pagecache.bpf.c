@@ -42,19 +42,20 @@
 #define HAVE_ORDER 1
 #endif
 #ifndef FAULT_GAP_NS
-#define FAULT_GAP_NS 2000000ULL      /* 2 ms between insertions of one fault's readahead */
+#define FAULT_GAP_NS 20000000ULL     /* between insertions of one fault's readahead (a
+                                        * preempted thread may pause that long on a busy host) */
 #endif
 #ifndef RA_GAP_NS
-#define RA_GAP_NS 2000000ULL
+#define RA_GAP_NS 20000000ULL
 #endif
 #ifndef WRITE_GAP_NS
-#define WRITE_GAP_NS 10000000ULL      /* insert -> dirty of the same folio by one write */
+#define WRITE_GAP_NS 1000000000ULL    /* insert -> dirty of the same folio by one write */
 #endif
 #ifndef WAIT_MIN_NS
 #define WAIT_MIN_NS 50000ULL         /* a retry this late means the fault slept on I/O */
 #endif
 #ifndef SLEEP_START_NS
-#define SLEEP_START_NS 2000000ULL    /* a sleep this soon after fault activity is its wait */
+#define SLEEP_START_NS 5000000ULL    /* a sleep this soon after fault activity is its wait */
 #endif
 #ifndef RETRY_MAX_NS
 #define RETRY_MAX_NS 30000000000ULL  /* a "retry" later than this is a new fault */
