@@ -2,8 +2,8 @@
 
 The rules and their SQL (analysis/queries.py) are the same ones DuckDB runs; only the engine's
 few members differ: list indexing (`try_element_at`, 1-based, NULL past the end even in ANSI
-mode), sampling (the same ten time slices as DuckDB, so both read the same rows), and how tables are registered (Parquet files as
-temporary views). Results come back as small pyarrow Tables.
+mode), sampling (the same ten time slices as DuckDB, so both read the same rows), and how
+tables are registered (Parquet files as temporary views). Results come back as small pyarrow Tables.
 
 `pyspark` is an optional dependency (`pip install 'iolens[spark]'`); Java 17+ must be on PATH.
 `master` is any Spark master URL: `local[2]` on one machine, `spark://host:7077`, `yarn`, ...

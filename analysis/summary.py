@@ -130,8 +130,9 @@ def clock_summary(metas: list, max_error_ms: float) -> dict[str, Any]:
         why.append(f"not NTP-synchronised: {', '.join(unsynced)}")
     if out["max_disagreement_ms"] is not None and out["max_disagreement_ms"] > max_error_ms:
         worst = max(hosts, key=lambda n: hosts[n]["maxerror_ms"] or 0.0)
+        bound = hosts[worst]["maxerror_ms"]
         why.append(f"clocks may disagree by up to {out['max_disagreement_ms']:,.0f} ms "
-                   f"(> {max_error_ms:g} ms; worst {worst}, +/-{hosts[worst]['maxerror_ms']:,.0f} ms)")
+                   f"(> {max_error_ms:g} ms; worst {worst}, +/-{bound:,.0f} ms)")
     if unknown:
         why.append(f"no clock information from: {', '.join(unknown)}")
     if why:

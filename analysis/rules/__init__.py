@@ -4,11 +4,11 @@ API (used by `iolens analyze` and the TUI's verdict panel alike):
     run_rules(tables, meta=None, thresholds=None) -> list[Finding]   (sorted by impact_s)
     evaluate(reduced, thresholds) -> (Verdict, list[Finding])        (what analyze uses)
 
-Each rule (rules/fileio.py, memory.py, network.py, workload.py; fleet.py across hosts) is ``rule(ctx) -> list[Finding]``
-over the shared SQL reductions of analysis/queries.py. Severity is decided here, once:
-high when impact >= high_impact_fraction of wall time, warn from warn_impact_fraction, else info;
-when the verdict says the run is not I/O-bound nothing is high (data-starvation is judged on the
-trainer's wait instead).
+Each rule (rules/fileio.py, memory.py, network.py, workload.py; fleet.py across hosts) is
+``rule(ctx) -> list[Finding]`` over the shared SQL reductions of analysis/queries.py.
+Severity is decided here, once: high when impact >= high_impact_fraction of wall time, warn
+from warn_impact_fraction, else info; when the verdict says the run is not I/O-bound nothing is
+high (data-starvation is judged on the trainer's wait instead).
 """
 
 from __future__ import annotations

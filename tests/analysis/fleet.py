@@ -74,7 +74,7 @@ def _io_chunk(rng: np.random.Generator, host: str, hidx: int, t0_s: int, n_iv: i
     iv = np.repeat(np.arange(n_iv), per)
     j = np.tile(np.arange(per), n_iv)
     pid = wpids[j % workers]
-    is_open = (j % 8) == 7
+    is_open = (j // workers) % 8 == 7  # every worker: 1 row in 8 is opens
     op = np.where(is_open, "open", "read")
     count = np.where(is_open, 1, 2 + (j % 3)).astype(np.int64)
     nbytes = np.where(is_open, 0, count * READ_BYTES).astype(np.int64)
@@ -189,7 +189,8 @@ def generate(root: str | Path, hosts: int = 4, rows: int = 1_200_000, straggler:
         meta.intervals = intervals
         meta.ended = _iso(t0 + intervals)
         w.close()
-    return Fleet(root, names, names[straggler], total, intervals)
+    return Fleet(root, names, names[straggler] if 0 <= straggler < hosts else "", total,
+                 intervals)
 
 
 def _iso(t_s: int) -> str:
