@@ -230,17 +230,21 @@ def main() -> int:
                        "traced_ns_per_event": traced / events * 1e9,
                        "added_ns_per_event": (traced - base) / events * 1e9,
                        "slowdown_pct": (traced / base - 1) * 100,
-                       "min_untraced_s": min(times["untraced"]), "min_traced_s": min(times["traced"])}
+                       "min_untraced_s": min(times["untraced"]),
+                       "min_traced_s": min(times["traced"])}
                 row["programs"] = {
                     name: {"runs_per_event": cnt / (events * args.rounds),
                            "ns_per_run": ns / cnt if cnt else 0.0}
                     for name, (cnt, ns) in sorted(runs.items()) if cnt}
-                row["bpf_ns_per_event"] = sum(ns for cnt, ns in runs.values()) / (events * args.rounds)
+                bpf_ns = sum(ns for _, ns in runs.values())
+                row["bpf_ns_per_event"] = bpf_ns / (events * args.rounds)
                 results.append(row)
                 print(f"{probe_name:9} {kind:13} {events:>8} {unit:22} "
                       f"untraced {row['untraced_ns_per_event']:9.0f} ns  traced "
-                      f"{row['traced_ns_per_event']:9.0f} ns  added {row['added_ns_per_event']:+7.0f}"
-                      f" ns/event ({row['slowdown_pct']:+5.1f} %)  in-BPF {row['bpf_ns_per_event']:6.0f} ns/event",
+                      f"{row['traced_ns_per_event']:9.0f} ns  "
+                      f"added {row['added_ns_per_event']:+7.0f} ns/event "
+                      f"({row['slowdown_pct']:+5.1f} %)  "
+                      f"in-BPF {row['bpf_ns_per_event']:6.0f} ns/event",
                       flush=True)
                 for name, p in row["programs"].items():
                     print(f"{'':24}{name:18} {p['runs_per_event']:8.3f} runs/event "

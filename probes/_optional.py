@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-
 from iolens.probes.preflight import tracefs_root
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +44,8 @@ def tracepoint_fields(category: str, event: str, root: Path | None = None) -> se
     return out
 
 
-def require(category: str, event: str, fields: tuple[str, ...], root: Path | None = None) -> set[str]:
+def require(category: str, event: str, fields: tuple[str, ...],
+            root: Path | None = None) -> set[str]:
     """The tracepoint's fields, or ProbeUnavailable naming what is missing."""
     have = tracepoint_fields(category, event, root)
     if have is None:
@@ -79,7 +79,10 @@ class Flipper:
         self.active = 0
 
     def take(self) -> tuple[np.ndarray, np.ndarray]:
-        """Flip, wait for in-flight programs, read-and-delete the idle map: (keys, vals[n, ncpu])."""
+        """Flip, wait for in-flight programs, read-and-delete the idle map.
+
+        Returns (keys, vals[n, ncpu]).
+        """
         idle = self.active
         self.active ^= 1
         self.prog.array_set_u32("ctl", 0, self.active)

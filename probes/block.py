@@ -9,11 +9,19 @@ and not yet completed, all ops) seen when a request of that row was issued.
 from __future__ import annotations
 
 import numpy as np
-
 from iolens.collector import schema as S
-from iolens.probes._optional import (HERE, Flipper, ProbeUnavailable, int_flag,
-                                     kdev_str, render, require, sum_fields, trimmed_lists,
-                                     ts_column)
+from iolens.probes._optional import (
+    HERE,
+    Flipper,
+    ProbeUnavailable,
+    int_flag,
+    kdev_str,
+    render,
+    require,
+    sum_fields,
+    trimmed_lists,
+    ts_column,
+)
 
 SOURCE = HERE / "block.bpf.c"
 OPS = {1: "read", 2: "write", 3: "flush", 4: "discard", 5: "other"}
@@ -81,7 +89,8 @@ class BlockProbe:
 
     def drain(self, ctx) -> dict:
         keys, vals = self.flip.take()
-        self.counters = dict(zip(COUNTERS, self.prog.percpu_array_sums("counters", len(COUNTERS))))
+        sums = self.prog.percpu_array_sums("counters", len(COUNTERS))
+        self.counters = dict(zip(COUNTERS, sums, strict=True))
         n = len(keys)
         if n == 0:
             return {"block": S.empty_table("block")}
@@ -94,9 +103,11 @@ class BlockProbe:
             "op": [OPS.get(int(o), "other") for o in keys["op"]],
             "count": t["count"].astype(np.int64), "bytes": t["bytes"].astype(np.int64),
             "errors": t["errors"].astype(np.int64),
-            "lat_sum_ns": t["lat_sum"].astype(np.int64), "lat_max_ns": t["lat_max"].astype(np.int64),
+            "lat_sum_ns": t["lat_sum"].astype(np.int64),
+            "lat_max_ns": t["lat_max"].astype(np.int64),
             "lat_hist": trimmed_lists(t["lat_hist"]), "size_hist": trimmed_lists(t["size_hist"]),
-            "seq_count": t["seq"].astype(np.int64), "max_inflight": t["max_inflight"].astype(np.int64),
+            "seq_count": t["seq"].astype(np.int64),
+            "max_inflight": t["max_inflight"].astype(np.int64),
         }
         return {"block": S.to_table("block", cols)}
 

@@ -18,11 +18,20 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from iolens.collector import schema as S
-from iolens.probes._optional import (HERE, Flipper, ProbeUnavailable, int_flag,
-                                     kdev_str, kdev_to_st_dev, render, require, sum_fields,
-                                     tracepoint_fields, ts_column)
+from iolens.probes._optional import (
+    HERE,
+    Flipper,
+    ProbeUnavailable,
+    int_flag,
+    kdev_str,
+    kdev_to_st_dev,
+    render,
+    require,
+    sum_fields,
+    tracepoint_fields,
+    ts_column,
+)
 
 SOURCE = HERE / "pagecache.bpf.c"
 COUNTERS = ("agg_full", "state_fail")
@@ -44,9 +53,10 @@ def plan(self_tgid: int, task_storage: bool = True) -> list[str]:
              tracepoint_fields("sched", "sched_wakeup") or set())
     if {"prev_pid", "prev_state"} <= sched[0] and "pid" in sched[1]:
         flags.append("-DHAVE_sched=1")
-    for flag, cat, ev, fields in (("sync_ra", "readahead", "page_cache_sync_ra", ("i_ino", "s_dev")),
-                                  ("async_ra", "readahead", "page_cache_async_ra", ("i_ino", "s_dev")),
-                                  ("ra_order", "readahead", "page_cache_ra_order", ("i_ino", "s_dev")),
+    ino_dev = ("i_ino", "s_dev")
+    for flag, cat, ev, fields in (("sync_ra", "readahead", "page_cache_sync_ra", ino_dev),
+                                  ("async_ra", "readahead", "page_cache_async_ra", ino_dev),
+                                  ("ra_order", "readahead", "page_cache_ra_order", ino_dev),
                                   ("dirty", "writeback", "writeback_dirty_folio", ("ino", "index")),
                                   ("bdp", "writeback", "balance_dirty_pages", ("pause",))):
         have = tracepoint_fields(cat, ev)
@@ -113,7 +123,8 @@ class InodePaths:
             except OSError:
                 continue
 
-    def lookup(self, pid: int, st_dev: int | None, ino: int, resolver=None) -> tuple[str | None, int | None]:
+    def lookup(self, pid: int, st_dev: int | None, ino: int,
+               resolver=None) -> tuple[str | None, int | None]:
         """(path, st_dev) of a file; st_dev None means 'unknown device' (match ino only)."""
         hit = self._get(st_dev, ino)
         if hit[0] is None and resolver is not None and not self._learnt:
@@ -191,7 +202,8 @@ class PageCacheProbe:
     # --- drain ----------------------------------------------------------------------------
     def _rows(self, ctx) -> dict[tuple[int, int, int], dict[str, int]]:
         keys, vals = self.flip.take()
-        self.counters = dict(zip(COUNTERS, self.prog.percpu_array_sums("counters", len(COUNTERS))))
+        sums = self.prog.percpu_array_sums("counters", len(COUNTERS))
+        self.counters = dict(zip(COUNTERS, sums, strict=True))
         tot = sum_fields(vals)
         resolver = ctx.resolver
         procs = getattr(resolver, "procs", {}) if resolver is not None else {}
@@ -223,15 +235,16 @@ class PageCacheProbe:
     def drain(self, ctx) -> dict:
         rows = self._rows(ctx)
         resolver = ctx.resolver
-        pc: dict[str, list] = {n: [] for n in ("pid", "comm", "resource", "dev", "ino", "pages_added",
-                                                "readahead_pages", "dirtied_pages", "throttle_ns",
-                                                "size_bytes")}
-        fl: dict[str, list] = {n: [] for n in ("pid", "comm", "resource", "faults", "pages", "bytes",
-                                                "lat_sum_ns")}
+        pc: dict[str, list] = {n: [] for n in (
+            "pid", "comm", "resource", "dev", "ino", "pages_added", "readahead_pages",
+            "dirtied_pages", "throttle_ns", "size_bytes")}
+        fl: dict[str, list] = {n: [] for n in (
+            "pid", "comm", "resource", "faults", "pages", "bytes", "lat_sum_ns")}
         for (tgid, dev, ino), r in rows.items():
             path, size = None, None
             if ino:
-                path, _ = self.paths.lookup(tgid, kdev_to_st_dev(dev) if dev else None, ino, resolver)
+                st_dev = kdev_to_st_dev(dev) if dev else None
+                path, _ = self.paths.lookup(tgid, st_dev, ino, resolver)
                 if path is not None:
                     try:
                         size = os.stat(path).st_size

@@ -8,11 +8,11 @@ lack of receive room (skb:kfree_skb with its rx_sk and drop reason), plus one ho
 
 Attribution: retransmits run in softirq, so `pid` comes from user space: the row's peer
 (`tcp:IP:PORT`) is matched with the socket resources the syscall layer saw this interval
-(resolver fd tables); pid stays null when no process, or more than one (a socket shared after
-fork), has that peer. With --pid/-- CMD only rows matched to traced processes are kept. The connection's
-connect/accept event may still sit in the syscall ring buffer when this probe drains: an
-unmatched row (pid mode, or a new connection) is retried once at the next drain and then
-written with its own interval's `ts`.
+(resolver fd tables); pid stays null when no process, or more than one (a socket shared
+after fork), has that peer. With --pid/-- CMD only rows matched to traced processes are kept.
+The connection's connect/accept event may still sit in the syscall ring buffer when this probe
+drains: an unmatched row (pid mode, or a new connection) is retried once at the next drain and
+then written with its own interval's `ts`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,17 @@ import socket
 
 import numpy as np
 import pyarrow as pa
-
 from iolens.collector import schema as S
-from iolens.probes._optional import (HERE, Flipper, ProbeUnavailable, int_flag, render, require,
-                                     sum_fields, tracepoint_fields)
+from iolens.probes._optional import (
+    HERE,
+    Flipper,
+    ProbeUnavailable,
+    int_flag,
+    render,
+    require,
+    sum_fields,
+    tracepoint_fields,
+)
 
 SOURCE = HERE / "tcp.bpf.c"
 COUNTERS = ("agg_full", "socks_full")
@@ -133,7 +140,8 @@ class TcpProbe:
 
     def drain(self, ctx) -> dict:
         keys, vals = self.flip.take()
-        self.counters = dict(zip(COUNTERS, self.prog.percpu_array_sums("counters", len(COUNTERS))))
+        sums = self.prog.percpu_array_sums("counters", len(COUNTERS))
+        self.counters = dict(zip(COUNTERS, sums, strict=True))
         resolver = ctx.resolver
         peers = peers_by_pid(resolver)
         procs = getattr(resolver, "procs", {}) if resolver is not None else {}

@@ -58,7 +58,8 @@ def lossy_netns(pct: int):
         # drop on B's ingress, not A's egress: a drop at the sender's own qdisc is reported
         # back to TCP as local congestion (the segment is resent, not retransmitted)
         sh("tc", "-n", b, "qdisc", "add", "dev", "vlb", "clsact")
-        sh("tc", "-n", b, "filter", "add", "dev", "vlb", "ingress", "bpf", "da", "object-pinned", pin)
+        sh("tc", "-n", b, "filter", "add", "dev", "vlb", "ingress",
+           "bpf", "da", "object-pinned", pin)
         yield a, b
     finally:
         sh("ip", "netns", "del", a, check=False)

@@ -73,7 +73,8 @@ def test_read_misses_and_readahead(capture):
     assert abs(added - pages) <= 0.01 * pages, added
     assert _sum(pcache, truth["pid"], truth["data"], "readahead_pages") >= pages // 2
     mpages = truth["mmap_bytes"] // truth["page"]
-    assert abs(_sum(pcache, truth["pid"], truth["weights"], "pages_added") - mpages) <= 0.01 * mpages
+    added = _sum(pcache, truth["pid"], truth["weights"], "pages_added")
+    assert abs(added - mpages) <= 0.01 * mpages, added
 
 
 def test_write_dirties_pages_without_counting_misses(capture):

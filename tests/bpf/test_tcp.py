@@ -90,7 +90,6 @@ def test_lifecycle_and_bytes(capture):
 
 def test_address_text_matches_the_syscall_layer():
     import numpy as np
-
     from iolens.collector.enrich import decode_sockaddr
     from iolens.probes.tcp import addr_text
 

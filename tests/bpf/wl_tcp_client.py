@@ -18,7 +18,7 @@ for name, ip in (("lossy", "198.18.1.2"), ("clean", "198.18.2.2")):
         sent += len(chunk)
     s.shutdown(socket.SHUT_WR)
     assert s.recv(16) == b"ok"
-    out["peers"][name] = {"peer": f"tcp:{ip}:{port}", "local": "%s:%d" % s.getsockname(),
+    out["peers"][name] = {"peer": f"tcp:{ip}:{port}", "local": "{}:{}".format(*s.getsockname()),
                           "sent": sent}
     s.close()
 json.dump(out, open(truth, "w"))
