@@ -14,7 +14,7 @@
 3. keys    collector CPU % of one core, RSS, drain time and keys per 1 s interval with 100,
            1k, 10k and 100k active keys (`storm keys -n N`: N fds of one file, one process per
            10k fds, each fd pread every 0.5 s), from the capture's own health table (steady intervals only: the first
-           interval, which holds the N opens, and the last, partial one are left out);
+           intervals that start after every fd is open and end before the storm does);
            --max-keys is raised to 2N where N > 32k (default 65536).
            Parquet bytes per io row on disk, from the same captures.
 Raw numbers: benchmarks/results/capacity.json.
@@ -132,10 +132,13 @@ def part_keys(storm: str, work: Path, secs: float) -> dict:
         cap = work / f"keys{n}"
         extra = ["--max-keys", str(2 * n)] if 2 * n > 65536 else []
         t0 = time.monotonic()
-        res = record(cap, [storm, "keys", "-n", str(n), "-d", str(secs + 2), str(work)], extra)
+        # every fd touched for `secs` after the last process has opened its fds
+        res = record(cap, [storm, "keys", "-n", str(n), "-d", str(secs + 1.5), str(work)], extra)
         h = table_of(cap, "health").sort_by("ts").to_pylist()
-        steady = h[1:-1] if len(h) > 3 else h
-        steady = [x for x in steady if x["keys"] >= n] or steady
+        # steady intervals: wholly after every fd was open and before the storm ended
+        steady = [x for x in h if x["ts"].timestamp() >= res["steady_from_realtime"]
+                  and x["ts"].timestamp() + x["interval_s"] <= res["end_realtime"] + 0.05]
+        steady = steady or h[1:-1] or h
         cpu = [100 * x["collector_cpu_s"] / x["interval_s"] for x in steady]
         drain = [x["drain_ms"] for x in steady]
         b, rows = io_bytes_per_row(cap)

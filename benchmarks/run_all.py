@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,7 +35,10 @@ def steps(a: argparse.Namespace) -> list[tuple[str, list[str], int]]:
         ("capacity", [py, str(HERE / "capacity.py"), "--secs", "3"], 120),
         ("workloads", [py, str(HERE / "workloads.py"), "--rounds", "2", "--seconds", "2"], 120),
         ("tui_update", [py, str(HERE / "tui_update.py"), "--rows", "20000", "--repeats", "10"], 30),
-        ("analyze_speed", [py, str(HERE / "analyze_speed.py"), "--rows", str(a.analyze_rows)], 60),
+        # the generated capture is kept and reused by later runs (generating 100M rows is
+        # most of this step's time on a first run)
+        ("analyze_speed", [py, str(HERE / "analyze_speed.py"), "--rows", str(a.analyze_rows),
+                           "--keep", f"{a.analyze_dir}-{a.analyze_rows}"], 60),
         ("bpf_profile", [py, str(HERE / "bpf_profile.py"), "--rounds", "1",
                          "--variants", "default,nolat,nolat_enter_exit"], 60),
     ]
@@ -44,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=840.0, help="seconds for everything")
     ap.add_argument("--only", help="comma-separated step names")
-    ap.add_argument("--rounds", type=int, default=3, help="overhead.py rounds")
+    ap.add_argument("--rounds", type=int, default=2, help="overhead.py rounds")
     ap.add_argument("--analyze-rows", type=int, default=100_000_000)
+    ap.add_argument("--analyze-dir", default="/var/tmp/iolens-bench-analyze",
+                    help="where the generated capture is kept (suffix: -ROWS)")
     a = ap.parse_args(argv)
     C.need_root()
     C.RESULTS.mkdir(parents=True, exist_ok=True)
@@ -66,13 +72,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {name}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}",
               flush=True)
         s0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=C.ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=left,
-                               cwd=C.ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-            out, err, status = r.stdout, r.stderr, f"exit {r.returncode}"
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            out, err = p.communicate(timeout=left)
+            status = f"exit {p.returncode}"
+        except subprocess.TimeoutExpired:
+            # SIGINT first: the scripts clean up their temporary files in `finally`
+            p.send_signal(signal.SIGINT)
+            try:
+                out, err = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
             status = "timed out (budget)"
         print(out, flush=True)
         if status != "exit 0":

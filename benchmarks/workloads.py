@@ -9,7 +9,8 @@ round, all workloads run one after the other untraced, and again under one
 `iolens record -q -o DIR -- wl_driver.py --batch ...` (default options; which goes first
 alternates each round). The time is measured inside the workload (interpreter start and the
 tracer's start-up are not part of it). Slowdown = median(traced) / median(untraced) - 1; the
-min-based figure is shown too. Raw numbers: benchmarks/results/workloads.json.
+min-based figure is shown too. Two traced variants: iolens default (every probe that loads)
+and the syscall probe only (--disable block, pagecache, tcp, gpu). Raw numbers: benchmarks/results/workloads.json.
 
 Scenario data lives in $IOLENS_SCENARIO_DATA (default /var/tmp/iolens-bench-scenarios).
 Needs torch (`pip install -e '.[scenarios]'`); a workload whose scenario is missing or fails
@@ -47,12 +48,18 @@ def last_json(out: str) -> dict:
     raise RuntimeError(f"no result line: {out[-300:]!r}")
 
 
-def run(iters: dict[str, int], traced: bool, work: Path, env: dict) -> dict[str, float | None]:
+#: how each variant runs the batch: None = untraced, else extra `iolens record` options
+VARIANTS = {"untraced": None, "traced": [],
+            "traced_sys": [x for p in ("block", "pagecache", "tcp", "gpu") for x in ("--disable", p)]}
+
+
+def run(iters: dict[str, int], variant: str, work: Path, env: dict) -> dict[str, float | None]:
     """Every workload once, in one process tree (one `iolens record` when traced)."""
     cmd = [sys.executable, DRIVER, "--batch", *(f"{n}:{k}" for n, k in iters.items())]
     cap = work / f"cap-{time.monotonic_ns()}"
+    traced = VARIANTS[variant] is not None
     if traced:
-        cmd = [C.IOLENS, "record", "-q", "-o", str(cap), "--", *cmd]
+        cmd = [C.IOLENS, "record", "-q", "-o", str(cap), *VARIANTS[variant], "--", *cmd]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     C.rmtree(cap)
     if r.returncode != 0:
@@ -84,14 +91,15 @@ def main(argv: list[str] | None = None) -> int:
             err = getattr(exc, "stderr", "") or str(exc)
             skipped[n] = err.strip().splitlines()[-1] if err.strip() else type(exc).__name__
             print(f"skip {n}: {skipped[n]}", file=sys.stderr)
-    samples = {n: {"untraced": [], "traced": []} for n in iters}
+    samples = {n: {v: [] for v in VARIANTS} for n in iters}
+    variants = list(VARIANTS)
     errors: dict[str, list[str]] = {}
     try:
         for r in range(a.rounds):
-            order = (False, True) if r % 2 == 0 else (True, False)
-            for traced in order:
+            order = variants[r % len(variants):] + variants[:r % len(variants)]
+            for variant in order:
                 try:
-                    res = run(iters, traced, work, env)
+                    res = run(iters, variant, work, env)
                 except (RuntimeError, subprocess.SubprocessError) as exc:
                     errors.setdefault("batch", []).append(str(exc)[-300:])
                     print(exc, file=sys.stderr)
@@ -100,24 +108,30 @@ def main(argv: list[str] | None = None) -> int:
                     if secs is None:
                         errors.setdefault(n, []).append("failed")
                     else:
-                        samples[n]["traced" if traced else "untraced"].append(secs)
+                        samples[n][variant].append(secs)
             print(f"round {r + 1}/{a.rounds} done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
     finally:
         C.rmtree(work)
     rows, summary = [], {}
     for n, s in samples.items():
-        if not s["untraced"] or not s["traced"]:
+        if not s["untraced"]:
             continue
         umn, umd = C.mn_md(s["untraced"])
-        tmn, tmd = C.mn_md(s["traced"])
-        slow_md, slow_mn = (tmd / umd - 1) * 100, (tmn / umn - 1) * 100
-        summary[n] = {"iters": iters[n], "untraced_s": [umn, umd], "traced_s": [tmn, tmd],
-                      "slowdown_pct_median": slow_md, "slowdown_pct_min": slow_mn}
-        rows.append([n, WORKLOADS.get(n, ""), str(iters[n]), f"{umn:.3f} / {umd:.3f}",
-                     f"{tmn:.3f} / {tmd:.3f}", f"{slow_md:+.1f} %", f"{slow_mn:+.1f} %",
-                     "yes" if slow_md <= 2.0 else "no"])
-    text = C.table(["workload", "what", "iters", "untraced s (min / med)", "traced s (min / med)",
-                    "slowdown (median)", "slowdown (min)", "<= 2 %"], rows)
+        summary[n] = {"iters": iters[n], "untraced_s": [umn, umd]}
+        row = [n, WORKLOADS.get(n, ""), str(iters[n]), f"{umn:.3f} / {umd:.3f}"]
+        for v in ("traced", "traced_sys"):
+            if not s[v]:
+                row += ["-", "-"]
+                continue
+            tmn, tmd = C.mn_md(s[v])
+            slow_md, slow_mn = (tmd / umd - 1) * 100, (tmn / umn - 1) * 100
+            summary[n][v] = {"s": [tmn, tmd], "slowdown_pct_median": slow_md,
+                             "slowdown_pct_min": slow_mn}
+            row += [f"{tmn:.3f} / {tmd:.3f}", f"{slow_md:+.1f} % / {slow_mn:+.1f} %"]
+        rows.append(row)
+    text = C.table(["workload", "what", "iters", "untraced s (min / med)",
+                    "iolens default s", "slowdown (median / min)",
+                    "syscall probe only s", "slowdown (median / min)"], rows)
     print(f"wall time of a fixed amount of work, {a.rounds} interleaved rounds")
     print(text)
     p = C.save("workloads", {"rounds": a.rounds, "seconds": a.seconds, "iters": iters,
