@@ -32,6 +32,7 @@ from iolens.probes import syscalls, wire
 
 Sink = Callable[[Interval], None]
 POLL_S = 0.1  # ring-buffer consume cadence (no wakeups are requested by the probes)
+FAST_FIRST_S = 0.3  # length of the first interval when a dashboard asks for a fast start
 
 
 def _rss_bytes() -> int:
@@ -90,6 +91,9 @@ class Collector:
         self.classifier = FileClassifier(self.rules)
         self.probe: syscalls.SyscallProbe | None = None
         self.extra: list = []
+        #: dashboard mode: attach the syscall probe, deliver a short first interval, then
+        #: load the optional probes (which then miss that first moment)
+        self.fast_start = False
         self._redactor = None
         if opts.redact:
             from iolens.collector.redact import Redactor
@@ -136,13 +140,16 @@ class Collector:
             self.probe.add_target(pid)
         if self.opts.cgroup:
             self.probe.add_cgroup(os.stat(self.opts.cgroup).st_ino)
-        self._start_extra()
+        if not self.fast_start:
+            self._start_extra()
         self._apply_requests()
         self.meta.clock.append(clock_sample())
         self.status = "tracing"
 
     def _start_extra(self) -> None:
-        """Load every optional probe; a refused one is recorded as skipped, with the reason."""
+        """Load every optional probe, one after the other (BCC's compiler is not thread-safe:
+        compiling two programs at once crashed the process); a refused one is recorded as
+        skipped, with the reason."""
         from iolens.probes.registry import EXTRA_PROBES, load_class
 
         wanted = set(self.opts.probes) if self.opts.probes is not None else None
@@ -155,6 +162,7 @@ class Collector:
             if probe.name in self.opts.disable or (wanted is not None and probe.name not in wanted):
                 self.meta.probes_skipped[probe.name] = "disabled by option"
                 continue
+            self.status = f"compiling probes… ({probe.name})"
             try:
                 probe.start()
             except Exception as exc:  # noqa: BLE001
@@ -192,6 +200,15 @@ class Collector:
         interval = self.opts.interval_s
         start_ns = time.time_ns()
         cpu0 = _cpu_s()
+        if self.fast_start:
+            # A dashboard wants its first frame now: a short first interval from the syscall
+            # probe alone, then the optional probes (their compile is the wait otherwise).
+            if self._stop.wait(min(FAST_FIRST_S, interval)):
+                self._emit(start_ns, cpu0)
+                return
+            start_ns, cpu0 = self._emit(start_ns, cpu0)
+            self._start_extra()
+            self.status = "tracing"
         next_drain = time.monotonic() + interval
         while not self._stop.is_set():
             self._apply_requests()
@@ -445,6 +462,7 @@ class LiveSource:
         self._q: queue.Queue[Interval] = queue.Queue(maxsize=600)
         self.writer: CaptureWriter | None = None
         self.collector = Collector(opts, [])
+        self.collector.fast_start = True
         self.meta = self.collector.meta
         self.launch_error: str | None = None
         self.command_log: str | None = None
