@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("IOLENS_BENCH_RESULTS", ROOT / "benchmarks" / "results"))
 VENV_BIN = Path(sys.executable).parent
 IOLENS = str(VENV_BIN / "iolens") if (VENV_BIN / "iolens").exists() else "iolens"
 
@@ -91,3 +91,11 @@ def save(name: str, data: dict) -> Path:
 def need_root() -> None:
     if os.geteuid() != 0:
         sys.exit("benchmarks load BPF programs: run as root")
+
+
+def rel(p: Path) -> str:
+    """`p` relative to the repository when it is inside it."""
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(p)

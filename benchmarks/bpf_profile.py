@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p = C.save(ap_name, {"rounds": a.rounds, "variants": {n: VARIANTS[n] for n in names},
                                "samples": samples, "summary": summary, "table": text,
                                "wall_s": time.monotonic() - t0})
-    print(f"raw numbers: {p.relative_to(C.ROOT)}")
+    print(f"raw numbers: {C.rel(p)}")
     return 0
 
 

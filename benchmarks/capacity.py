@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, t in tables.items():
         print(f"\n{k}\n{t}")
     p = C.save("capacity", {**data, "tables": tables, "wall_s": time.monotonic() - t0})
-    print(f"raw numbers: {p.relative_to(C.ROOT)}")
+    print(f"raw numbers: {C.rel(p)}")
     return 0
 
 

@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                         "floor_tracepoints": floor_sys, "skipped": skipped, "errors": errors,
                         "samples": samples, "summary": summary, "tables": tables,
                         "wall_s": time.monotonic() - t0})
-    print(f"raw numbers: {p.relative_to(C.ROOT)}")
+    print(f"raw numbers: {C.rel(p)}")
     return 0
 
 

@@ -33,7 +33,7 @@ def steps(a: argparse.Namespace) -> list[tuple[str, list[str], int]]:
     return [
         ("overhead", [py, str(HERE / "overhead.py"), "--rounds", str(a.rounds)], 90),
         ("capacity", [py, str(HERE / "capacity.py"), "--secs", "3"], 120),
-        ("workloads", [py, str(HERE / "workloads.py"), "--rounds", "2", "--seconds", "2"], 120),
+        ("workloads", [py, str(HERE / "workloads.py"), "--rounds", "2", "--seconds", "1.5"], 120),
         ("tui_update", [py, str(HERE / "tui_update.py"), "--rows", "20000", "--repeats", "10"], 30),
         # the generated capture is kept and reused by later runs (generating 100M rows is
         # most of this step's time on a first run)
@@ -50,10 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated step names")
     ap.add_argument("--rounds", type=int, default=2, help="overhead.py rounds")
     ap.add_argument("--analyze-rows", type=int, default=100_000_000)
+    ap.add_argument("--results", help="write results here instead of benchmarks/results")
     ap.add_argument("--analyze-dir", default="/var/tmp/iolens-bench-analyze",
                     help="where the generated capture is kept (suffix: -ROWS)")
     a = ap.parse_args(argv)
     C.need_root()
+    if a.results:
+        os.environ["IOLENS_BENCH_RESULTS"] = a.results
+        C.RESULTS = Path(a.results)
     C.RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     ran: dict[str, dict] = {}

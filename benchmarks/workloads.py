@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p = C.save("workloads", {"rounds": a.rounds, "seconds": a.seconds, "iters": iters,
                              "skipped": skipped, "errors": errors, "samples": samples,
                              "summary": summary, "table": text, "wall_s": time.monotonic() - t0})
-    print(f"raw numbers: {p.relative_to(C.ROOT)}")
+    print(f"raw numbers: {C.rel(p)}")
     return 0
 
 
