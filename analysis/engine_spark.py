@@ -12,6 +12,7 @@ tables are registered (Parquet files as temporary views). Results come back as s
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,6 +20,13 @@ import pyarrow.parquet as pq
 from iolens.analysis.engine import _table_names, _undecimal
 from iolens.collector import schema as S
 from iolens.collector.capture import table_files
+
+# pyspark 4 warns on pandas >= 3 although the engine never converts through pandas
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                        category=FutureWarning)
+
+#: the driver JVM's logging: errors only (no start-up chatter on the user's terminal)
+LOG4J2 = Path(__file__).with_name("spark-log4j2.properties")
 
 
 class SparkEngine:
@@ -31,19 +39,28 @@ class SparkEngine:
             raise RuntimeError("the spark engine needs pyspark: pip install 'iolens[spark]'") \
                 from exc
         os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
-        self.spark = (SparkSession.builder.master(master).appName(app)
-                      .config("spark.ui.enabled", "false")
-                      .config("spark.ui.showConsoleProgress", "false")
-                      .config("spark.sql.session.timeZone", "UTC")
-                      .config("spark.sql.shuffle.partitions", "8")
-                      .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                      .config("spark.driver.bindAddress", "127.0.0.1")
-                      .config("spark.driver.host", "127.0.0.1")
-                      # Spark cannot read Parquet TIMESTAMP(NANOS): read as int64 ns, and the
-                      # views below turn them back into (microsecond) timestamps.
-                      .config("spark.sql.legacy.parquet.nanosAsLong", "true")
-                      .getOrCreate())
-        self.spark.sparkContext.setLogLevel("ERROR")
+        builder = (SparkSession.builder.master(master).appName(app)
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.sql.session.timeZone", "UTC")
+                   .config("spark.sql.shuffle.partitions", "8")
+                   .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                   # Spark cannot read Parquet TIMESTAMP(NANOS): read as int64 ns, and the
+                   # views below turn them back into (microsecond) timestamps.
+                   .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
+        if LOG4J2.is_file() and not os.environ.get("IOLENS_SPARK_VERBOSE"):
+            builder = builder.config("spark.driver.extraJavaOptions",
+                                     f"-Dlog4j2.configurationFile=file:{LOG4J2}")
+        if master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            # one machine: keep the driver on loopback. On a cluster the executors must reach
+            # the driver, so its address is left to Spark (or spark.driver.host by the user).
+            builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
+                       .config("spark.driver.host", "127.0.0.1"))
+        self.spark = builder.getOrCreate()
+        # a failed task is reported to the user as one line (iolens analyze); the JVM's own
+        # stack traces of it would only bury that line
+        self.spark.sparkContext.setLogLevel("FATAL")
         self._columns: dict[str, list[str]] = {}
         self._rows: dict[str, int] = {}
 
