@@ -92,8 +92,22 @@ def health_summary(r: Reduced, metas: list, skipped: list[tuple[str, str]],
         from iolens.analysis.thresholds import merge
         th = merge(None)
     out["clock"] = clock_summary(metas, th["clock_max_error_ms"])
+    out["hosts"], out["shared_pids"] = _hosts_and_shared_pids(r)
     out["notes"] = _notes(out)
     return out
+
+
+def _hosts_and_shared_pids(r: Reduced) -> tuple[int, int]:
+    """Hosts in the capture, and pids seen on more than one of them. Pids are host-local;
+    the per-process rules key on pid alone, so such processes are merged there."""
+    span = r.get("pid_span")
+    if span is None or span.num_rows == 0:
+        return 0, 0
+    hosts = len(set(span.column("host").to_pylist()))
+    if hosts < 2:
+        return hosts, 0
+    per = span.group_by("pid").aggregate([("host", "count_distinct")])
+    return hosts, int(pc.sum(pc.greater(per.column("host_count_distinct"), 1)).as_py() or 0)
 
 
 def clock_summary(metas: list, max_error_ms: float) -> dict[str, Any]:
@@ -156,6 +170,10 @@ def _notes(h: dict[str, Any]) -> list[str]:
                      "only the rest")
     if h["ended_abruptly"]:
         notes.append("the capture ended abruptly: its last segment may be missing")
+    if h.get("shared_pids"):
+        notes.append(f"{h['shared_pids']} pid(s) occur on more than one of the {h['hosts']} "
+                     "hosts: per-process findings merge those processes (the FLEET-* findings "
+                     "are per host and unaffected)")
     if (h.get("clock") or {}).get("warning"):
         notes.append(h["clock"]["warning"])
     return notes

@@ -15,7 +15,8 @@ both the slowest host in I/O time and the host with the slowest storage. Its clo
 also says NTP is unsynchronised with a large error bound (`skew=True`), which analysis
 reports in its health section.
 
-Pids differ between hosts (host index * 10000 + ...): the per-process rules key on pid.
+Pids differ between hosts (host index * 10000 + ...) unless `distinct_pids=False`: the
+per-process rules key on pid alone (analysis reports pids shared by hosts in its health).
 Latencies vary with a seeded RNG, so the output is reproducible and sums are not trivial.
 """
 
@@ -63,10 +64,10 @@ def _hist(lat_ns: np.ndarray, counts: np.ndarray, buckets: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(vals.ravel()))
 
 
-def _io_chunk(rng: np.random.Generator, host: str, hidx: int, t0_s: int, n_iv: int,
+def _io_chunk(rng: np.random.Generator, host: str, trainer: int, t0_s: int, n_iv: int,
               rows_per_iv: int, workers: int, slow: float) -> pa.Table:
-    """io rows of `n_iv` intervals of one host, built column-wise (fast for millions)."""
-    trainer = hidx * 10000 + 100
+    """io rows of `n_iv` intervals of one host, built column-wise (fast for millions).
+    `trainer`: the trainer's pid; its workers follow it."""
     wpids = np.array([trainer + 1 + w for w in range(workers)], dtype=np.int32)
     # per interval: rows_per_iv - 1 worker rows (reads, 1 in 8 an open) + 1 trainer pipe wait
     per = rows_per_iv - 1
@@ -121,8 +122,7 @@ def _io_chunk(rng: np.random.Generator, host: str, hidx: int, t0_s: int, n_iv: i
     return pa.Table.from_arrays(arrays, schema=S.IO)
 
 
-def _procs(host: str, hidx: int, workers: int, t0_s: int) -> pa.Table:
-    trainer = hidx * 10000 + 100
+def _procs(host: str, hidx: int, trainer: int, workers: int, t0_s: int) -> pa.Table:
     pids = [trainer] + [trainer + 1 + w for w in range(workers)]
     n = len(pids)
     cols = {"ts": pa.array([t0_s * 10**9] * n, pa.int64()).cast(S.TS), "host": [host] * n,
@@ -157,10 +157,11 @@ def clock_samples(t0_s: int, n_iv: int, synced: bool, maxerror_us: float) -> lis
 
 def generate(root: str | Path, hosts: int = 4, rows: int = 1_200_000, straggler: int = 2,
              intervals: int = 240, workers: int = 8, slow: float = 4.0, skew: bool = True,
-             seed: int = 7, part_intervals: int = 60) -> Fleet:
+             seed: int = 7, part_intervals: int = 60, distinct_pids: bool = True) -> Fleet:
     """Write the fleet tree under `root` (must not exist or be empty); see module doc.
 
-    `rows`: io rows in all (spread evenly over hosts and intervals).
+    `rows`: io rows in all (spread evenly over hosts and intervals). `distinct_pids=False`:
+    every host uses the same pids (as hosts booted alike often do).
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -177,10 +178,11 @@ def generate(root: str | Path, hosts: int = 4, rows: int = 1_200_000, straggler:
                                                maxerror_us=250_000.0 if bad and skew
                                                else 2_000.0 + 500.0 * h))
         w = CaptureWriter(root, meta, rotate_s=1e9, must_be_new=(h == 0), layout="hive")
-        w.write_tables({"procs": _procs(name, h, workers, t0)}, ts_ns=t0 * 10**9)
+        trainer = 100 + (h * 10000 if distinct_pids else 0)
+        w.write_tables({"procs": _procs(name, h, trainer, workers, t0)}, ts_ns=t0 * 10**9)
         for start in range(0, intervals, part_intervals):
             n_iv = min(part_intervals, intervals - start)
-            io = _io_chunk(rng, name, h, t0 + start, n_iv, rows_per_iv, workers,
+            io = _io_chunk(rng, name, trainer, t0 + start, n_iv, rows_per_iv, workers,
                            slow if bad else 1.0)
             total += io.num_rows
             w.write_tables({"io": io, "health": _health(name, t0 + start, n_iv, rows_per_iv)},

@@ -166,3 +166,11 @@ def test_fleet_rules_silent_without_a_straggler(tmp_path):
     r = analyze_path(f.root, plots=False)
     assert not [x for x in r.findings if x.code.startswith("FLEET-")], r.findings
     assert r.health["clock"]["warning"] is None
+
+
+def test_pids_shared_by_hosts_are_reported(tmp_path):
+    f = fleet.generate(tmp_path / "same", hosts=2, rows=20_000, straggler=1, intervals=60,
+                       distinct_pids=False)
+    h = analyze_path(f.root, plots=False).health
+    assert h["hosts"] == 2 and h["shared_pids"] == 9  # trainer + 8 workers on both hosts
+    assert any("occur on more than one" in n for n in h["notes"])
