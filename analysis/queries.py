@@ -256,7 +256,8 @@ class Reduced:
         return self._cache["_wall"]  # type: ignore[return-value]
 
     def procs_info(self) -> dict[int, dict[str, Any]]:
-        """pid -> {comm, role, rank, ppid, cmdline, wall_s} (io comm when procs has none)."""
+        """pid -> {comm, role, rank, ppid, cmdline, wall_s, host} (io comm when procs has
+        none; host None when the pid occurs on several hosts of a fleet tree)."""
         if "_procs" in self._cache:
             return self._cache["_procs"]  # type: ignore[return-value]
         info: dict[int, dict[str, Any]] = {}
@@ -267,16 +268,20 @@ class Reduced:
                           pc.cast(pc.round(pc.multiply(span.column("interval_s"), 1e9)),
                                   pa.int64()))
             first = pc.cast(span.column("first_ts"), pa.int64())
-            for pid, comm, f, e in zip(span.column("pid").to_pylist(),
-                                       span.column("comm").to_pylist(),
-                                       first.to_pylist(), last.to_pylist(), strict=True):
+            for host, pid, comm, f, e in zip(span.column("host").to_pylist(),
+                                             span.column("pid").to_pylist(),
+                                             span.column("comm").to_pylist(),
+                                             first.to_pylist(), last.to_pylist(), strict=True):
+                # a pid seen on two hosts of a fleet tree: host unknown (None)
+                seen = info.get(pid, {}).get("host", host)
                 info[pid] = {"comm": comm, "role": None, "rank": None, "ppid": None,
-                             "cmdline": None, "first_ns": f, "last_ns": e}
+                             "cmdline": None, "first_ns": f, "last_ns": e,
+                             "host": host if seen == host else None}
         procs = self.get("procs")
         if procs is not None:
             for row in procs.to_pylist():  # one row per process: small
                 d = info.setdefault(row["pid"], {"comm": row["comm"], "first_ns": None,
-                                                 "last_ns": None})
+                                                 "last_ns": None, "host": row.get("host")})
                 for k in ("comm", "role", "rank", "ppid", "cmdline"):
                     if row.get(k) is not None:
                         d[k] = row[k]
@@ -287,6 +292,15 @@ class Reduced:
             d["wall_s"] = max(0.0, (e - f) / 1e9) if f is not None and e is not None else 0.0
         self._cache["_procs"] = info  # type: ignore[assignment]
         return info
+
+    @property
+    def hosts(self) -> list[str]:
+        """Hosts that did I/O in the capture (several in a fleet tree)."""
+        if "_hosts" not in self._cache:
+            span = self.get("pid_span")
+            self._cache["_hosts"] = sorted(set(span.column("host").to_pylist())) \
+                if span is not None else []  # type: ignore[assignment]
+        return self._cache["_hosts"]  # type: ignore[return-value]
 
     def capture_bounds(self) -> tuple[int | None, int | None]:
         """(first interval start, last interval end) in ns, from the io intervals."""

@@ -38,10 +38,14 @@ class Ctx:
 
     def culprit(self, pid: int | None = None, resource: str | None = None,
                 role: str | None = None, comm: str | None = None) -> dict[str, Any]:
-        """The contract's culprit dict, filling comm/role from what is known of `pid`."""
+        """The contract's culprit dict, filling comm/role from what is known of `pid`; on a
+        tree of several hosts also `host`."""
         p = self.procs.get(pid, {}) if pid is not None else {}
-        return {"pid": None if pid is None else int(pid), "comm": comm or p.get("comm"),
-                "role": role or p.get("role"), "resource": resource or None}
+        c = {"pid": None if pid is None else int(pid), "comm": comm or p.get("comm"),
+             "role": role or p.get("role"), "resource": resource or None}
+        if len(self.reduced.hosts) > 1:  # fleet tree: which host (None: pid on several)
+            c["host"] = p.get("host")
+        return c
 
     def pid_wall(self, pid: int) -> float:
         """A process's wall time in the capture (never 0, never above the capture)."""

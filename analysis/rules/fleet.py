@@ -65,6 +65,7 @@ def _ranks(ctx: Ctx, host: str) -> list[int]:
 def _culprit(ctx: Ctx, host: str, pid: int | None) -> dict[str, Any]:
     c = ctx.culprit(pid, f"host:{host}")
     c["resource"] = f"host:{host}"
+    c["host"] = host
     return c
 
 

@@ -81,13 +81,15 @@ def test_duckdb_finds_the_straggler(tree, duck):
         f = by_code[code]
         assert f.category == cat
         assert f.culprit["resource"] == f"host:{tree.straggler}"
-        assert f.evidence["host"] == tree.straggler
+        assert f.culprit["host"] == f.evidence["host"] == tree.straggler
         assert f.severity in ("high", "warn")
     assert by_code["FLEET-STRAGGLER"].evidence["ranks"] == [STRAGGLER]
     assert by_code["FLEET-SLOWHOST"].evidence["ratio"] == pytest.approx(4.0, rel=0.05)
     # only one straggler: no other host is named
     named = {f.culprit["resource"] for f in duck.findings if f.code.startswith("FLEET-")}
     assert named == {f"host:{tree.straggler}"}
+    # on a fleet tree every culprit says its host (pids are distinct here)
+    assert all(f.culprit["host"] == tree.straggler for f in duck.findings), duck.findings
     clock = duck.health["clock"]
     assert sorted(clock["hosts"]) == hosts
     assert clock["hosts"][tree.straggler]["synced"] is False
