@@ -280,8 +280,15 @@ class Resolver:
 
     def _set(self, tgid: int, fd: int, gen: int, res: Res) -> None:
         if gen:
+            old = self.cur.get((tgid, fd))
+            if old and old != gen:
+                # The kernel reports closes of tracked fds only when asked (--all-events);
+                # a new open of the same fd number means the old one was closed: retire it
+                # once the ops it did have been drained.
+                self._retire.append((tgid, fd, old))
             self.by_gen[(tgid, fd, gen)] = res
             self.cur[(tgid, fd)] = gen
+            self.fd0.pop((tgid, fd), None)
         else:  # the kernel's fd map was full: remember by number only
             self.fd0[(tgid, fd)] = res
 

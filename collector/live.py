@@ -61,7 +61,8 @@ def build_plan(opts: RecordOptions) -> syscalls.Plan:
     filter_mode = 1 if (opts.pids or opts.command) else 2 if opts.cgroup else 0
     return syscalls.plan(filter_mode=filter_mode, self_tgid=os.getpid(),
                          slow_ns=int(opts.slow_ms * 1e6), max_keys=opts.max_keys,
-                         per_thread=opts.per_thread, latency=opts.latency)
+                         per_thread=opts.per_thread, latency=opts.latency,
+                         all_closes=opts.all_events)
 
 
 class Collector:
@@ -313,50 +314,76 @@ class Collector:
 
     def _io_table(self, keys: np.ndarray, tot: np.ndarray, start_ns: int,
                   interval_s: float) -> pa.Table:
+        """Drained keys -> io rows. Keys that name the same (process, thread, syscall, file or
+        peer) are merged into one row: a DataLoader that opens 10,000 files through the
+        same fd number makes 10,000 keys (one per open generation) but only one row per file,
+        and 20,000 files read once each still make one row per file, not per open."""
         n = len(keys)
         if n == 0:
             return S.empty_table("io")
         tgid = keys["tgid"].astype(np.int64)
         fds = keys["fd"].astype(np.int64)
         gens = keys["gen"].astype(np.int64)
-        sysnames = [wire.SYS_NAME.get(int(s), "other") for s in keys["sys"]]
-        kinds, resources, comms, ops, classes = [], [], [], [], []
-        res_cache: dict[tuple[int, int, int], tuple[str, str | None]] = {}
+        sys_ids = keys["sys"]
+        tids = keys["tid"]
+        group = np.empty(n, dtype=np.int64)
+        index: dict[tuple, int] = {}
+        rows: list[tuple[int, int, int, int, str, str | None]] = []  # first key of each row
+        resource = self.resolver.resource
         for i in range(n):  # per key (bounded by max_keys), not per event
-            k = (int(tgid[i]), int(fds[i]), int(gens[i]))
-            kr = res_cache.get(k)
-            if kr is None:
-                kr = res_cache[k] = self.resolver.resource(*k)
-            kinds.append(kr[0])
-            resources.append(kr[1])
-            ops.append(wire.op_for(sysnames[i], kr[0]))
-            info = self.resolver.procs.get(k[0]) or self.resolver.proc_info(k[0])
-            comms.append(info.comm)
+            pid, fd = int(tgid[i]), int(fds[i])
+            kind, res = resource(pid, fd, int(gens[i]))
+            # unresolved fds stay apart by number (they may be different things)
+            gk = (pid, int(tids[i]), int(sys_ids[i]), kind, res, fd if res is None else None)
+            g = index.get(gk)
+            if g is None:
+                g = index[gk] = len(rows)
+                rows.append((pid, int(tids[i]), int(sys_ids[i]), fd, kind, res))
+            group[i] = g
+        m = len(rows)
+
+        def gsum(col: np.ndarray) -> np.ndarray:
+            out = np.zeros(m, dtype=np.int64)
+            np.add.at(out, group, col.astype(np.int64))
+            return out
+
+        lat_max = np.zeros(m, dtype=np.int64)
+        np.maximum.at(lat_max, group, tot["lat_max"].astype(np.int64))
+        lat_hist = np.zeros((m, tot["lat_hist"].shape[1]), dtype=np.int64)
+        np.add.at(lat_hist, group, tot["lat_hist"])
+        size_hist = np.zeros((m, tot["size_hist"].shape[1]), dtype=np.int64)
+        np.add.at(size_hist, group, tot["size_hist"])
+        count = gsum(tot["count"])
+        pids = np.array([r[0] for r in rows], dtype=np.int64)
+        tid = np.array([r[1] for r in rows], dtype=np.int32)
+        sysnames = [wire.SYS_NAME.get(r[2], "other") for r in rows]
+        kinds = [r[4] for r in rows]
+        resources = [r[5] for r in rows]
+        ops = [wire.op_for(sn, kd) for sn, kd in zip(sysnames, kinds)]
+        procs = self.resolver.procs
+        infos = {p: procs.get(p) or self.resolver.proc_info(p) for p in set(pids.tolist())}
         from iolens.collector.classify import note_file_ops
 
         classes = self.classifier.classify(resources, ops, kinds)  # before redaction
-        note_file_ops(self.resolver.procs, tgid, classes, ops, tot["count"])
+        note_file_ops(procs, pids, classes, ops, count)
         if self._redactor is not None:
             resources = [self._redactor.path(r) for r in resources]
-        tid = keys["tid"].astype(np.int32)
         cols = {
-            "ts": pa.array(np.full(n, start_ns, dtype=np.int64)).cast(S.TS),
-            "interval_s": np.full(n, interval_s),
-            "host": [self.host] * n,
-            "pid": tgid.astype(np.int32),
+            "ts": pa.array(np.full(m, start_ns, dtype=np.int64)).cast(S.TS),
+            "interval_s": np.full(m, interval_s),
+            "host": [self.host] * m,
+            "pid": pids.astype(np.int32),
             "tid": pa.array(tid, mask=(tid == 0)),
-            "comm": comms, "op": ops, "kind": kinds, "resource": resources,
-            "count": tot["count"].astype(np.int64), "bytes": tot["bytes"].astype(np.int64),
-            "errors": tot["errors"].astype(np.int64),
-            "lat_sum_ns": tot["lat_sum"].astype(np.int64),
-            "lat_max_ns": tot["lat_max"].astype(np.int64),
-            "lat_hist": _trimmed_lists(tot["lat_hist"]),
-            "syscall": sysnames, "fd": fds.astype(np.int32),
-            "size_hist": _trimmed_lists(tot["size_hist"]),
-            "random_ops": tot["random_ops"].astype(np.int64),
+            "comm": [infos[int(p)].comm for p in pids], "op": ops, "kind": kinds,
+            "resource": resources,
+            "count": count, "bytes": gsum(tot["bytes"]), "errors": gsum(tot["errors"]),
+            "lat_sum_ns": gsum(tot["lat_sum"]), "lat_max_ns": lat_max,
+            "lat_hist": _trimmed_lists(lat_hist),
+            "syscall": sysnames, "fd": np.array([r[3] for r in rows], dtype=np.int32),
+            "size_hist": _trimmed_lists(size_hist),
+            "random_ops": gsum(tot["random_ops"]),
             "file_class": classes,
-            "cgroup_id": [self.resolver.procs[int(p)].cgroup_id if int(p) in self.resolver.procs
-                          else None for p in tgid],
+            "cgroup_id": [infos[int(p)].cgroup_id for p in pids],
         }
         return S.to_table("io", cols)
 

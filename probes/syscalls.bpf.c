@@ -48,6 +48,9 @@ typedef int rwf_t;
 #ifndef USE_TASK_STORAGE
 #define USE_TASK_STORAGE 1
 #endif
+#ifndef ALL_CLOSES
+#define ALL_CLOSES 0
+#endif
 #ifndef TRACK_LATENCY
 #define TRACK_LATENCY 1
 #endif
@@ -522,6 +525,12 @@ TRACEPOINT_PROBE(syscalls, sys_exit_close)
     agg_add(tgid, tid, fd, gen, SYS_CLOSE, args->ret, lat, 0, 0, -1);
     if (args->ret == 0) {
         fdgen.delete(&k);
+        /* Closes of fds opened under tracing need no event (the next open of the number
+         * supersedes it, and the io rows already count closes per file): only fds from
+         * before the capture (generation 0) are reported, so user space forgets what it
+         * resolved for them from /proc. ALL_CLOSES=1 (--all-events) reports every close. */
+        if (gen != 0 && !ALL_CLOSES)
+            return 0;
         struct event *e = ev_new(EV_CLOSE, SYS_CLOSE, tgid, tid);
         if (e) {
             e->fd = fd;

@@ -53,7 +53,8 @@ def _int_flag(name: str, value: int, lo: int, hi: int) -> str:
 
 def plan(*, filter_mode: int, self_tgid: int, slow_ns: int, max_keys: int,
          per_thread: bool, latency: bool = True, task_storage: bool = True,
-         tracefs: Path | None = None, only: list[str] | None = None) -> Plan:
+         tracefs: Path | None = None, only: list[str] | None = None,
+         all_closes: bool = False) -> Plan:
     """Choose syscalls and flags. `only` restricts to these syscall names (benchmarks)."""
     root = tracefs or tracefs_root()
     p = Plan()
@@ -75,6 +76,7 @@ def plan(*, filter_mode: int, self_tgid: int, slow_ns: int, max_keys: int,
         _int_flag("SLOW_NS", slow_ns, 0, 2**62),
         _int_flag("MAX_KEYS", max_keys, 64, 4_000_000),
         _int_flag("PER_THREAD", int(per_thread), 0, 1),
+        _int_flag("ALL_CLOSES", int(all_closes), 0, 1),
         _int_flag("TRACK_LATENCY", int(latency), 0, 1),
         _int_flag("USE_TASK_STORAGE", int(task_storage), 0, 1),
     ]
