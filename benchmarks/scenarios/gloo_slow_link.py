@@ -14,7 +14,8 @@ import sys
 from common import DURATION, main
 
 NS = ("iolens-r0", "iolens-r1")
-ADDR = ("10.77.0.1", "10.77.0.2")
+# Benchmark-range addresses (RFC 2544), only inside the two namespaces this script creates.
+ADDR = ("198.18.77.1", "198.18.77.2")
 PORT = 29577
 
 

@@ -43,7 +43,7 @@ SCENARIOS = (
     Scenario("checkpoint_fsync", ("sync-stall",), {"resource": "ckpt.pt"}, fast=True),
     Scenario("random_reads", ("random-access",), {"resource": "records.bin"}, fast=True),
     Scenario("blkio_throttle", ("slow-device",), {"resource": "shard.bin"}),
-    Scenario("gloo_slow_link", ("network-bandwidth",), {"resource": "tcp:10.77.0."}),
+    Scenario("gloo_slow_link", ("network-bandwidth",), {"resource": "tcp:198.18.77."}),
     Scenario("inference_server", ("small-io",), {"resource": "features.bin"}),
     Scenario("mmap_load", ("mmap-fault-io",), {"resource": "model.safetensors"}),
 )
