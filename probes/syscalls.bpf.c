@@ -331,6 +331,13 @@ static __always_inline int on_exit_fd(u16 sys, s64 ret, int sized, int posarg)
 
 /* ---- data ops ------------------------------------------------------------------------- */
 #if EXIT_ONLY
+/* The head of x86-64 `struct pt_regs` (arch/x86/include/asm/ptrace.h, unchanged for years),
+ * declared here because this program is compiled without kernel headers. Syscall arguments
+ * 0..3 are di, si, dx, r10. */
+struct iolens_x86_regs {
+    unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax;
+};
+
 /* Exit-only data/sync op: filter, then fd (argument 0, or 2 for the destination fd of
  * copy_file_range/splice) and position (argument 3) from the saved registers. */
 static __always_inline int on_exit_regs(u16 sys, s64 ret, int sized, int posarg)
@@ -339,7 +346,8 @@ static __always_inline int on_exit_regs(u16 sys, s64 ret, int sized, int posarg)
     u32 tgid = id >> 32, tid = (u32)id;
     if (!wanted(tgid))
         return 0;
-    struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    struct iolens_x86_regs *r =
+        (struct iolens_x86_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
     u64 fdv = 0, posv = 0;
     if (sys == SYS_COPY_FILE_RANGE || sys == SYS_SPLICE)
         bpf_probe_read_kernel(&fdv, sizeof(fdv), &r->dx);
