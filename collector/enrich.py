@@ -178,10 +178,7 @@ class Resolver:
             return res
         if t == "close":
             res = self.resource(ev.tgid, ev.fd, ev.gen)
-            t0 = self._accepted.pop((ev.tgid, ev.fd, ev.gen), None)
-            if t0 is not None and ev.ts - t0 <= SHORT_CONN_NS:
-                info.short_conns += 1
-                info.roles_stale = True
+            self.note_close(ev.tgid, ev.fd, ev.gen, ev.ts)
             self.cur.pop((ev.tgid, ev.fd), None)
             self.fd0.pop((ev.tgid, ev.fd), None)
             self._retire.append((ev.tgid, ev.fd, ev.gen))
@@ -318,6 +315,15 @@ class Resolver:
         except OSError:
             pass
         return self._cwd.get(tgid)
+
+    def note_close(self, tgid: int, fd: int, gen: int, mono_ns: int) -> None:
+        """An fd was closed (a close event, or a drained close op: closes of fds opened under
+        tracing send no event by default): count accepted connections that were short."""
+        t0 = self._accepted.pop((tgid, fd, gen), None)
+        if t0 is not None and mono_ns - t0 <= SHORT_CONN_NS:
+            info = self.proc_info(tgid)
+            info.short_conns += 1
+            info.roles_stale = True
 
     # --- lookups at drain time -----------------------------------------------------------
     def resource(self, tgid: int, fd: int, gen: int) -> Res:

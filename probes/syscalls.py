@@ -112,6 +112,7 @@ class SyscallProbe:
         self.max_keys = int(next(f.split("=")[1] for f in plan_.cflags if f.startswith("-DMAX_KEYS=")))
         self._active = 0
         self.task_storage = "-DUSE_TASK_STORAGE=1" in plan_.cflags
+        self.fallback_reason: str | None = None
 
     def start(self) -> None:
         """Compile and attach; falls back to a hash start map if task storage is refused."""
@@ -119,9 +120,11 @@ class SyscallProbe:
 
         try:
             self.prog = Program(program_text(), self.plan.cflags, str(HERE))
-        except ProbeLoadError:
+        except ProbeLoadError as exc:
             if not self.task_storage:
                 raise
+            # Say why, whatever it was: a compile error must not pass for a kernel refusal.
+            self.fallback_reason = str(exc)
             # Older kernels lack BPF_TASK_STORAGE / bpf_get_current_task_btf: hash fallback.
             self.plan.cflags = [f for f in self.plan.cflags if not f.startswith("-DUSE_TASK_STORAGE")]
             self.plan.cflags.append("-DUSE_TASK_STORAGE=0")
