@@ -86,29 +86,14 @@ class DuckDBEngine:
         `skip` names files already known to be bad.
         """
         eng = cls()
-        skipped: list[tuple[str, str]] = []
-        root = Path(root)
-        for name in _table_names(root):
-            good = []
-            for fp in table_files(root, name):
-                if skip and str(fp) in skip:
-                    continue
-                try:
-                    md = pq.read_metadata(fp)
-                    got = S.check_file_schema(md.schema.to_arrow_schema(), str(fp))
-                    if got and got != name:
-                        raise S.SchemaError(f"{fp}: holds table {got!r}, expected {name!r}")
-                    good.append(str(fp))
-                    eng._rows[name] = eng._rows.get(name, 0) + md.num_rows
-                except (S.SchemaError, OSError, pa.ArrowException) as exc:
-                    why = (str(exc).splitlines() or [type(exc).__name__])[0]
-                    skipped.append((str(fp), why if str(fp) in why else f"{fp}: {why}"))
-            if good:
-                files = ", ".join("'" + f.replace("'", "''") + "'" for f in good)
-                # union_by_name: files written by an older minor version may lack a column.
-                eng.con.sql(f"CREATE VIEW {name} AS SELECT * FROM "
-                            f"read_parquet([{files}], union_by_name=true)")
-                eng._columns[name] = [c[0] for c in eng.con.sql(f"DESCRIBE {name}").fetchall()]
+        files, rows, skipped = valid_files(Path(root), skip)
+        eng._rows.update(rows)
+        for name, good in files.items():
+            quoted = ", ".join("'" + f.replace("'", "''") + "'" for f in good)
+            # union_by_name: files written by an older minor version may lack a column.
+            eng.con.sql(f"CREATE VIEW {name} AS SELECT * FROM "
+                        f"read_parquet([{quoted}], union_by_name=true)")
+            eng._columns[name] = [c[0] for c in eng.con.sql(f"DESCRIBE {name}").fetchall()]
         return eng, skipped
 
     def has(self, table: str) -> bool:
@@ -159,6 +144,36 @@ class DuckDBEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def valid_files(root: Path, skip: set[str] | None = None
+                ) -> tuple[dict[str, list[str]], dict[str, int], list[tuple[str, str]]]:
+    """Every table's readable Parquet files under `root` (one capture or a hive tree).
+
+    Validated by their schema metadata only (cheap). Returns (table -> files, table -> rows,
+    [(file, reason)] left out): foreign, unreadable or misplaced files, the way
+    `read_capture` reports them. `skip` names files already known to be bad. Both engines
+    register exactly these files.
+    """
+    files: dict[str, list[str]] = {}
+    rows: dict[str, int] = {}
+    skipped: list[tuple[str, str]] = []
+    for name in _table_names(root):
+        for fp in table_files(root, name):
+            if skip and str(fp) in skip:
+                continue
+            try:
+                md = pq.read_metadata(fp)
+                got = S.check_file_schema(md.schema.to_arrow_schema(), str(fp))
+                if got and got != name:
+                    raise S.SchemaError(f"{fp}: holds table {got!r}, expected {name!r}")
+            except (S.SchemaError, OSError, pa.ArrowException) as exc:
+                why = (str(exc).splitlines() or [type(exc).__name__])[0]
+                skipped.append((str(fp), why if str(fp) in why else f"{fp}: {why}"))
+                continue
+            files.setdefault(name, []).append(str(fp))
+            rows[name] = rows.get(name, 0) + md.num_rows
+    return files, rows, skipped
 
 
 def _undecimal(t: pa.Table) -> pa.Table:

@@ -16,10 +16,9 @@ import warnings
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from iolens.analysis.engine import _table_names, _undecimal
+
+from iolens.analysis.engine import _undecimal, valid_files
 from iolens.collector import schema as S
-from iolens.collector.capture import table_files
 
 # pyspark 4 warns on pandas >= 3 although the engine never converts through pandas
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
@@ -69,33 +68,18 @@ class SparkEngine:
                      master: str = "local[2]") -> tuple[SparkEngine, list[tuple[str, str]]]:
         """Register every readable table file under `root` (a capture or a hive tree)."""
         eng = cls(master)
-        skipped: list[tuple[str, str]] = []
-        root = Path(root)
-        for name in _table_names(root):
-            good = []
-            for fp in table_files(root, name):
-                if skip and str(fp) in skip:
-                    continue
-                try:
-                    md = pq.read_metadata(fp)
-                    got = S.check_file_schema(md.schema.to_arrow_schema(), str(fp))
-                    if got and got != name:
-                        raise S.SchemaError(f"{fp}: holds table {got!r}, expected {name!r}")
-                    good.append(str(fp))
-                    eng._rows[name] = eng._rows.get(name, 0) + md.num_rows
-                except (S.SchemaError, OSError, pa.ArrowException) as exc:
-                    why = (str(exc).splitlines() or [type(exc).__name__])[0]
-                    skipped.append((str(fp), why if str(fp) in why else f"{fp}: {why}"))
-            if good:
-                # recursiveFileLookup turns partition discovery off: hive directories
-                # (host=, date=) must not become extra columns clashing with the files' own
-                # `host` column (a basePath would only cover one directory of a fleet tree).
-                df = (eng.spark.read.option("mergeSchema", "true")
-                      .option("recursiveFileLookup", "true")
-                      .parquet(*good))
-                df = df.selectExpr(*[_ts_expr(c, S.TABLES[name]) for c in df.columns])
-                df.createOrReplaceTempView(name)
-                eng._columns[name] = list(df.columns)
+        files, rows, skipped = valid_files(Path(root), skip)
+        eng._rows.update(rows)
+        for name, good in files.items():
+            # recursiveFileLookup turns partition discovery off: hive directories
+            # (host=, date=) must not become extra columns clashing with the files' own
+            # `host` column (a basePath would only cover one directory of a fleet tree).
+            df = (eng.spark.read.option("mergeSchema", "true")
+                  .option("recursiveFileLookup", "true")
+                  .parquet(*good))
+            df = df.selectExpr(*[_ts_expr(c, S.TABLES[name]) for c in df.columns])
+            df.createOrReplaceTempView(name)
+            eng._columns[name] = list(df.columns)
         return eng, skipped
 
     def has(self, table: str) -> bool:
