@@ -25,7 +25,7 @@ from iolens import __version__
 from iolens.collector import schema as S
 from iolens.collector.capture import CaptureMeta, CaptureWriter, iso_now
 from iolens.collector.clock import sample as clock_sample
-from iolens.collector.enrich import Resolver, clock_offset_ns
+from iolens.collector.enrich import Resolver
 from iolens.collector.options import RecordOptions
 from iolens.collector.sources import Interval
 from iolens.probes import syscalls, wire

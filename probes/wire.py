@@ -127,14 +127,3 @@ def decode_event(buf: bytes) -> RawEvent:
                     tgid=tgid, tid=tid, fd=fd, fd2=fd2, gen=gen, ret=ret, lat=lat, arg=arg,
                     arg2=arg2, comm=comm[:nul] if nul >= 0 else comm,
                     addr=addr[: min(addr_len, ADDR_MAX)], path=path)
-
-
-def sum_percpu(vals: np.ndarray) -> np.ndarray:
-    """(keys × cpus) AGG_VAL records -> per-key totals (max for lat_max)."""
-    out = np.zeros(vals.shape[0], dtype=AGG_VAL)
-    for name in ("count", "bytes", "errors", "lat_sum", "random_ops"):
-        out[name] = vals[name].sum(axis=1)
-    out["lat_max"] = vals["lat_max"].max(axis=1)
-    out["lat_hist"] = vals["lat_hist"].sum(axis=1)
-    out["size_hist"] = vals["size_hist"].sum(axis=1)
-    return out

@@ -54,16 +54,6 @@ def test_ops_on_sockets_are_send_recv_whatever_the_syscall():
     assert wire.op_for("lseek", "file") == "other" and wire.op_for("statx", "file") == "stat"
 
 
-def test_sum_percpu_sums_counts_and_maxes_latency():
-    v = np.zeros((1, 2), dtype=wire.AGG_VAL)
-    v["count"] = [[2, 3]]
-    v["lat_max"] = [[7, 5]]
-    v["lat_hist"][0, 0, 4] = 2
-    v["lat_hist"][0, 1, 4] = 3
-    t = wire.sum_percpu(v)
-    assert t["count"][0] == 5 and t["lat_max"][0] == 7 and t["lat_hist"][0, 4] == 5
-
-
 def test_trimmed_lists_drop_trailing_zero_buckets():
     h = np.zeros((3, 6), dtype=np.uint32)
     h[0, 2] = 4
