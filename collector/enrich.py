@@ -333,6 +333,13 @@ class Resolver:
         if gen:
             res = self.by_gen.get((tgid, fd, gen))
             if res is not None:
+                if res[1] is not None and res[1].endswith(":?") and \
+                        self.cur.get((tgid, fd)) == gen:
+                    # a socket never connected or accepted through a traced call (a listening
+                    # socket: bind/listen are not traced): ask /proc/net once it is known
+                    found = self._link_res(tgid, fd)
+                    if found[0] == "socket" and found[1] and not found[1].startswith("socket:"):
+                        res = self.by_gen[(tgid, fd, gen)] = found
                 return res
         res = self.fd0.get((tgid, fd))
         if res is None:
