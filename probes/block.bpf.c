@@ -48,17 +48,7 @@ static __always_inline void count(u32 idx)
         *c += 1;
 }
 
-static __always_inline u32 log2_u64(u64 v)
-{
-    u32 r = 0;
-    if (v >> 32) { v >>= 32; r += 32; }
-    if (v >> 16) { v >>= 16; r += 16; }
-    if (v >> 8)  { v >>= 8;  r += 8; }
-    if (v >> 4)  { v >>= 4;  r += 4; }
-    if (v >> 2)  { v >>= 2;  r += 2; }
-    if (v >> 1)  { r += 1; }
-    return r;
-}
+#include "log2.h"
 
 /* rwbs: optional leading 'F' (preflush), then R/W/D/E/N..., e.g. "R", "WS", "FWS", "FN". */
 static __always_inline u16 op_of(char c0, char c1, u32 bytes)

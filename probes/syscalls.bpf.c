@@ -140,17 +140,7 @@ static __always_inline int on_enter(u16 sys, s32 fd, u64 arg, u64 arg2)
     return 0;
 }
 
-static __always_inline u32 log2_u64(u64 v)
-{
-    u32 r = 0;
-    if (v >> 32) { v >>= 32; r += 32; }
-    if (v >> 16) { v >>= 16; r += 16; }
-    if (v >> 8)  { v >>= 8;  r += 8; }
-    if (v >> 4)  { v >>= 4;  r += 4; }
-    if (v >> 2)  { v >>= 2;  r += 2; }
-    if (v >> 1)  { r += 1; }
-    return r;
-}
+#include "log2.h"
 
 static __always_inline u32 gen_of(u32 tgid, s32 fd)
 {
