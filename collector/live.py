@@ -33,6 +33,7 @@ from iolens.probes import syscalls, wire
 Sink = Callable[[Interval], None]
 POLL_S = 0.1  # ring-buffer consume cadence (no wakeups are requested by the probes)
 FAST_FIRST_S = 0.3  # length of the first interval when a dashboard asks for a fast start
+FAST_MAX_S = 1.5  # ...and at most this long of such short intervals before the optional probes
 
 
 def _trim_heap() -> None:
@@ -106,6 +107,7 @@ class Collector:
         #: dashboard mode: attach the syscall probe, deliver a short first interval, then
         #: load the optional probes (which then miss that first moment)
         self.fast_start = False
+        self._last_io_rows = 0
         self._redactor = None
         if opts.redact:
             from iolens.collector.redact import Redactor
@@ -217,10 +219,22 @@ class Collector:
         if self.fast_start:
             # A dashboard wants its first frame now: a short first interval from the syscall
             # probe alone, then the optional probes (their compile is the wait otherwise).
-            if self._stop.wait(min(FAST_FIRST_S, interval)):
-                self._emit(start_ns, cpu0)
-                return
-            start_ns, cpu0 = self._emit(start_ns, cpu0)
+            # A command released at attach needs a moment to start: short intervals go on
+            # until its first rows are in (or FAST_MAX_S passes), so the first data frame is
+            # not held back by the optional probes' compile.
+            # Requests (the command to follow) are applied meanwhile: the launcher waits on them.
+            deadline = time.monotonic() + FAST_MAX_S
+            while True:
+                end = time.monotonic() + min(FAST_FIRST_S, interval)
+                while time.monotonic() < end:
+                    self._apply_requests()
+                    if self._stop.wait(min(0.02, max(0.0, end - time.monotonic()))):
+                        self._apply_requests()
+                        self._emit(start_ns, cpu0)
+                        return
+                start_ns, cpu0 = self._emit(start_ns, cpu0)
+                if self._last_io_rows or time.monotonic() >= deadline:
+                    break
             self._start_extra()
             _trim_heap()
             self.status = "tracing"
@@ -306,6 +320,7 @@ class Collector:
             "collector_cpu_s": cpu1 - cpu0, "collector_rss_bytes": _rss_bytes(),
             "keys": int(len(keys)),
         }
+        self._last_io_rows = io.num_rows
         htable = S.to_table("health", {k: [v] for k, v in health.items()})
         self.resolver.after_drain()
         self._forget_exited(end_ns)
