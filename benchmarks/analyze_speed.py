@@ -159,6 +159,15 @@ def main() -> int:
                               ("pandas (same sums)", pd_rows, pdt, pcpu)):
             print(f"{name:<22}{n:>14,}{w:>9.2f}{c:>8.2f}{n / w:>13,.0f}{n / c:>13,.0f}")
         print(f"load average: {os.getloadavg()[0]:.1f}")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import _common as C
+
+        C.save("analyze_speed", {
+            "rows": rows, "files": args.files,
+            "parquet_bytes": sum(p.stat().st_size for p in path.rglob("*.parquet")),
+            "iolens": {"rows": rows, "wall_s": dt, "cpu_s": cpu},
+            "pandas": {"rows": pd_rows, "wall_s": pdt, "cpu_s": pcpu},
+            "findings": len(out["findings"]), "loadavg_end": os.getloadavg()})
         print(f"cpus: {os.cpu_count()}; findings: {len(out['findings'])}; "
               f"verdict: {json.dumps(out['verdict']['summary'])}")
     finally:

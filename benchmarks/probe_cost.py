@@ -253,7 +253,11 @@ def main() -> int:
         stats.close()
         subprocess.run(["rm", "-rf", work], check=False)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import _common as C
+
+        Path(args.json).write_text(json.dumps({"machine": C.machine(), "rounds": args.rounds,
+                                               "results": results}, indent=1) + "\n")
     return 0
 
 

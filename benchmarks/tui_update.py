@@ -131,6 +131,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--size", default="160x48")
+    ap.add_argument("--name", default="tui_update",
+                    help="results file name under benchmarks/results (default tui_update)")
     ap.add_argument("--no-rules", action="store_true",
                     help="replace run_rules by a no-op (the verdict thread shares the CPU)")
     a = ap.parse_args()
@@ -143,6 +145,13 @@ def main() -> None:
         rest = vals[1:]
         print(f"{phase:<8}{vals[0]:>10.1f}{min(rest):>10.1f}{statistics.median(rest):>10.1f}"
               f"{max(rest):>10.1f}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _common as C
+
+    C.save(a.name, {"rows": a.rows, "repeats": a.repeats, "size": a.size, "rules": not a.no_rules,
+                    "ms": res, "summary": {
+                        ph: {"first": v[0], "min": min(v[1:]), "median": statistics.median(v[1:]),
+                             "max": max(v[1:])} for ph, v in res.items()}})
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wall time of a fixed amount of work, {a.rounds} interleaved rounds")
     print(text)
     p = C.save("workloads", {"rounds": a.rounds, "seconds": a.seconds, "iters": iters,
+                             "what": WORKLOADS,
                              "skipped": skipped, "errors": errors, "samples": samples,
                              "summary": summary, "table": text, "wall_s": time.monotonic() - t0})
     print(f"raw numbers: {C.rel(p)}")

@@ -87,9 +87,11 @@ def main() -> None:
           f"{'bytes/row':>10}")
     print(f"{rows:>10} {res['rows_per_s_median']:>16,.0f} {res['rows_per_s_best']:>14,.0f} "
           f"{res['ms_per_interval_median']:>12.1f} {res['bytes_per_row']:>10.2f}")
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "writer_speed.json").write_text(json.dumps(res, indent=1))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _common as C
+
+    C.save("writer_speed", {**res, "rows_per_interval": a.rows_per_interval,
+                            "intervals": a.intervals, "repeats": a.repeats})
 
 
 if __name__ == "__main__":

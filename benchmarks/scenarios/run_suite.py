@@ -34,18 +34,25 @@ class Scenario:
     expected: tuple[str, ...]            # acceptable top categories; () = healthy control
     culprit: dict[str, str] = field(default_factory=dict)  # key -> substring it must hold
     fast: bool = False                   # run in CI (bpf tier)
+    injected: str = ""                   # the bottleneck put in on purpose (for the tables)
 
 
 SCENARIOS = (
     Scenario("tiny_files", ("metadata-heavy", "small-io"), {"resource": "tiny_files"},
-             fast=True),
-    Scenario("healthy_shards", ()),
-    Scenario("checkpoint_fsync", ("sync-stall",), {"resource": "ckpt.pt"}, fast=True),
-    Scenario("random_reads", ("random-access",), {"resource": "records.bin"}, fast=True),
-    Scenario("blkio_throttle", ("slow-device",), {"resource": "shard.bin"}),
-    Scenario("gloo_slow_link", ("network-bandwidth",), {"resource": "tcp:198.18.77."}),
-    Scenario("inference_server", ("small-io",), {"resource": "features.bin"}),
-    Scenario("mmap_load", ("mmap-fault-io",), {"resource": "model.safetensors"}),
+             fast=True, injected="DataLoader reads one 2 KiB file per sample, cold cache"),
+    Scenario("healthy_shards", (), injected="none: DataLoader over 32 MiB shards, compute-bound"),
+    Scenario("checkpoint_fsync", ("sync-stall",), {"resource": "ckpt.pt"}, fast=True,
+             injected="torch.save + fsync of 48 MiB every training step"),
+    Scenario("random_reads", ("random-access",), {"resource": "records.bin"}, fast=True,
+             injected="4 KiB preads at random offsets of a 512 MiB file, cold"),
+    Scenario("blkio_throttle", ("slow-device",), {"resource": "shard.bin"},
+             injected="sequential reads in a cgroup throttled to 8 MB/s"),
+    Scenario("gloo_slow_link", ("network-bandwidth",), {"resource": "tcp:198.18.77."},
+             injected="2 gloo ranks in netns, rank 1 behind a 40 Mbit/s tbf"),
+    Scenario("inference_server", ("small-io",), {"resource": "features.bin"},
+             injected="inference server: 64 unbuffered 256 B reads per request"),
+    Scenario("mmap_load", ("mmap-fault-io",), {"resource": "model.safetensors"},
+             injected="cold mmap of a 512 MiB weights file, every page touched"),
 )
 
 
@@ -97,12 +104,29 @@ def run_one(s: Scenario, root: Path, seconds: float, reanalyze: bool = False) ->
         else:
             shutil.rmtree(cap, ignore_errors=True)
             dur = record(s, cap, seconds)
-        ok, got = judge(s, analyze(cap))
+        report = analyze(cap)
+        ok, got = judge(s, report)
+        size = capture_size(cap)
+        top = report["findings"][0] if report["findings"] else None
     except subprocess.CalledProcessError as exc:
         err = (exc.stderr or "").strip().splitlines()[-1:] if isinstance(exc.stderr, str) else []
         return {"scenario": s.name, "ok": False, "got": f"failed: {exc.cmd[-1]} "
-                f"rc={exc.returncode} {' '.join(err)}", "seconds": 0.0}
-    return {"scenario": s.name, "ok": ok, "got": got, "seconds": dur}
+                f"rc={exc.returncode} {' '.join(err)}", "seconds": 0.0,
+                "expected": expected_text(s), "injected": s.injected, "top": None}
+    return {"scenario": s.name, "ok": ok, "got": got, "seconds": dur,
+            "expected": expected_text(s), "injected": s.injected, **size,
+            "top": None if top is None else {k: top.get(k) for k in (
+                "code", "category", "severity", "impact_s", "culprit", "evidence")}}
+
+
+def capture_size(cap: Path) -> dict:
+    """io rows and their bytes on disk, and the whole capture's bytes (storage cost)."""
+    import pyarrow.parquet as pq
+
+    files = list(cap.rglob("io/*.parquet"))
+    return {"io_rows": sum(pq.ParquetFile(f).metadata.num_rows for f in files),
+            "io_bytes": sum(f.stat().st_size for f in files),
+            "capture_bytes": sum(f.stat().st_size for f in cap.rglob("*") if f.is_file())}
 
 
 def expected_text(s: Scenario) -> str:
@@ -133,6 +157,7 @@ def main() -> int:
     ap.add_argument("--keep", metavar="DIR", help="keep the captures here")
     ap.add_argument("--fast", action="store_true", help="only the fast (CI) scenarios")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--json", metavar="FILE", help="also write the results here")
     ap.add_argument("--reanalyze", action="store_true",
                     help="do not record: analyse the captures kept in --keep DIR again")
     args = ap.parse_args()
@@ -151,6 +176,14 @@ def main() -> int:
         print(f"  {s.name}: {'right' if rows[-1]['ok'] else 'WRONG'}  {rows[-1]['got']}",
               file=sys.stderr, flush=True)
     print_table(rows, args.markdown)
+    if args.json:
+        sys.path.insert(0, str(HERE.parent))
+        import _common as C
+
+        Path(args.json).write_text(json.dumps(
+            {"machine": C.machine(), "seconds": args.seconds, "rows": rows,
+             "right": sum(r["ok"] for r in rows), "total": len(rows)},
+            indent=1, default=str) + "\n")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if all(r["ok"] for r in rows) else 1
