@@ -1,7 +1,7 @@
 """The only module that imports `bcc` (Debian's python3-bpfcc, never PyPI's `bcc`).
 
 In: BPF C text, integer -D flags. Out: a `Program` with the few operations iolens needs:
-batched read-and-delete of per-CPU hashes into numpy, ring-buffer consumption, small map
+batched read-and-delete of hashes (shared or per-CPU) into numpy, ring-buffer consumption, small map
 updates, counters, cleanup. BCC's own messages are translated into actionable ones.
 """
 
