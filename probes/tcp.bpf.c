@@ -4,8 +4,8 @@
  *   tcp:tcp_retransmit_skb      one retransmitted segment (softirq or the sender's context)
  *   sock:inet_sock_set_state    TCP state changes: ESTABLISHED starts a connection (its sock
  *                               pointer is remembered with its addresses), CLOSE ends it
- *   sock:sock_send_length / sock_recv_length   socket-layer lengths (also sendfile/splice and
- *                               io_uring sends the syscall layer does not size), per tracked sock
+ *   sock:sock_send_length / sock_recv_length   socket-layer lengths (also io_uring socket
+ *                               I/O, which the syscall layer does not size), per tracked sock
  *   tcp:tcp_probe               smoothed RTT samples on received segments (optional); also
  *                               learns the sock of connections established before the probe
  *   skb:kfree_skb               incoming segments dropped for lack of receive room (reason
