@@ -237,7 +237,9 @@ class Reduced:
         """Why `table` has no data: the probe's skip reason from the capture metadata."""
         skipped = getattr(self.meta, "probes_skipped", None) or {}
         for probe, reason in skipped.items():
-            if table in probe or probe in table:
+            # "PROBE:HOOK" / "syscalls:NAME" entries are parts of a probe that loaded: they do
+            # not explain a table with no rows
+            if ":" not in probe and (table in probe or probe in table):
                 return f"no {table} data: {reason}"
         return f"no {table} data: not recorded by this capture"
 

@@ -163,7 +163,8 @@ def _notes(h: dict[str, Any]) -> list[str]:
         notes.append(f"{h['agg_overflow']:,} ops not counted (kernel map full): times and "
                      "counts are underestimates")
     for probe, why in h["probes_skipped"].items():
-        notes.append(f"probe {probe} skipped ({why}): rules that need it judge on weaker "
+        what = "hook or syscall" if ":" in probe else "probe"
+        notes.append(f"{what} {probe} skipped ({why}): rules that need it judge on weaker "
                      "evidence or not at all")
     if h["skipped"]:
         notes.append(f"{len(h['skipped'])} unreadable file(s) left out: the analysis covers "

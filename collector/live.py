@@ -188,6 +188,9 @@ class Collector:
                 continue
             self.extra.append(probe)
             self.meta.probes_attached.append(probe.name)
+            # hooks the probe was built without: the capture says what it could not see
+            for hook, why in getattr(probe, "missing_hooks", dict)().items():
+                self.meta.probes_skipped[f"{probe.name}:{hook}"] = why
 
     def _drop_probe(self, probe, exc: BaseException) -> None:
         """An optional probe failed while running: detach it, say so in the capture."""

@@ -56,6 +56,17 @@ def require(category: str, event: str, fields: tuple[str, ...],
     return have
 
 
+def missing_hooks(cflags: list[str] | None, hooks: dict[str, str]) -> dict[str, str]:
+    """The optional hooks a loaded probe was built without: {hook: what is lost}.
+
+    `hooks` maps each `-DHAVE_<hook>=1` flag a probe's plan may add to a one-line consequence
+    of its absence; the collector records the result in the capture's `probes_skipped` as
+    `<probe>:<hook>`, so a capture says what it could not see instead of showing zeros.
+    """
+    have = set(cflags or [])
+    return {h: why for h, why in hooks.items() if f"-DHAVE_{h}=1" not in have}
+
+
 def int_flag(name: str, value: int, lo: int, hi: int) -> str:
     """A validated integer -D flag (the only way options reach C)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -26,6 +26,7 @@ from iolens.probes._optional import (
     int_flag,
     kdev_str,
     kdev_to_st_dev,
+    missing_hooks,
     render,
     require,
     sum_fields,
@@ -39,6 +40,16 @@ KEY = np.dtype([("tgid", "<u4"), ("dev", "<u4"), ("ino", "<u8")])
 VAL = np.dtype([(n, "<u8") for n in ("pages_added", "ra_pages", "write_pages", "dirtied",
                                      "throttle_ns", "fault_pages", "faults", "fault_ns")])
 PAGE = os.sysconf("SC_PAGE_SIZE")
+#: optional hooks of plan(): flag -> what a capture lacks without it
+HOOKS = {
+    "sched": "sched:sched_switch/sched_wakeup missing: fault time is fault entry to retry only "
+             "(no D-state sleep)",
+    "sync_ra": "readahead:page_cache_sync_ra missing: synchronous readahead not counted apart",
+    "async_ra": "readahead:page_cache_async_ra missing: asynchronous readahead not counted apart",
+    "ra_order": "readahead:page_cache_ra_order missing: large-folio readahead not counted apart",
+    "dirty": "writeback:writeback_dirty_folio missing: pagecache.dirtied stays 0",
+    "bdp": "writeback:balance_dirty_pages missing: dirty-throttling time not measured",
+}
 MAX_KEYS = 16384
 
 
@@ -175,6 +186,10 @@ class PageCacheProbe:
         self.cflags: list[str] | None = None
         self.paths = InodePaths()
         self.counters = dict.fromkeys(COUNTERS, 0)
+
+    def missing_hooks(self) -> dict[str, str]:
+        """Optional hooks this build of the probe lacks (after start): hook -> what is lost."""
+        return missing_hooks(self.cflags, HOOKS) if self.cflags is not None else {}
 
     def render(self) -> str:
         try:

@@ -28,6 +28,7 @@ from iolens.probes._optional import (
     Flipper,
     ProbeUnavailable,
     int_flag,
+    missing_hooks,
     render,
     require,
     sum_fields,
@@ -59,6 +60,15 @@ def drop_reasons(root=None) -> dict[str, int]:
     except (OSError, TypeError):
         return {}
     return {name: int(num) for num, name in re.findall(r'\{ *(\d+), *"([A-Z0-9_]+)" *\}', text)}
+
+
+#: optional hooks of plan(): flag -> what a capture lacks without it
+HOOKS = {
+    "send_length": "sock:sock_send_length missing: tcp bytes out only from the syscall layer",
+    "recv_length": "sock:sock_recv_length missing: tcp bytes in only from the syscall layer",
+    "tcp_probe": "tcp:tcp_probe missing: no RTT samples",
+    "kfree_skb": "skb:kfree_skb (rx_sk, reason) missing: receive-room drops not counted",
+}
 
 
 def plan() -> list[str]:
@@ -118,6 +128,10 @@ class TcpProbe:
         self.cflags: list[str] | None = None
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._held: list = []   # rows whose peer was not matched yet (one retry)
+
+    def missing_hooks(self) -> dict[str, str]:
+        """Optional hooks this build of the probe lacks (after start): hook -> what is lost."""
+        return missing_hooks(self.cflags, HOOKS) if self.cflags is not None else {}
 
     def render(self) -> str:
         try:
