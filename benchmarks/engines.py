@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import mn_md, rmtree, save, table, tmpdir  # noqa: E402
+from _common import mn_md, rel, rmtree, save, table, tmpdir  # noqa: E402
 from iolens.analysis.analyze import analyze_path  # noqa: E402
 
 from tests.analysis import fleet  # noqa: E402
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     out = save("engines", {"master": a.master, "repeats": a.repeats,
                            "spark_startup_s": startup, "runs": runs,
                            "loadavg_end": os.getloadavg()})
-    print(f"raw numbers: {out.relative_to(ROOT)}")
+    print(f"raw numbers: {rel(out)}")
     return 0 if all(r["same_findings"] for r in runs) else 1
 
 
