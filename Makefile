@@ -24,7 +24,7 @@ test-fast:
 bench: setup
 	$(PY) benchmarks/run_all.py
 
-# Regenerate every table and figure of docs/evaluation.md (~40 min, as root): set-up with the
+# Regenerate every table and figure of docs/evaluation.md (~25 min, as root): set-up with the
 # extras the benchmarks use, then every benchmark, then the document and figures.
 evaluate:
 	$(MAKE) setup

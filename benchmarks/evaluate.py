@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate every number, table and figure of docs/evaluation.md (`make evaluate`).
 
-    sudo .venv/bin/python benchmarks/evaluate.py                 # everything (~40 min here)
+    sudo .venv/bin/python benchmarks/evaluate.py                 # everything (~25 min here)
     sudo .venv/bin/python benchmarks/evaluate.py --only overhead,scenarios
     .venv/bin/python benchmarks/evaluate.py --render-only        # tables/figures from results
     sudo .venv/bin/python benchmarks/evaluate.py --quick         # smoke run: small sizes
