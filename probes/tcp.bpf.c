@@ -145,16 +145,23 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     return 0;
 }
 
+#if defined(HAVE_send_length) || defined(HAVE_recv_length)
+/* The connection value of a TCP sock tracked since ESTABLISHED, for a positive length from the
+ * socket layer; NULL otherwise (other protocols, errors, socks not tracked). */
+static __always_inline struct conn_val *length_conn(const void *skp, int protocol, int ret)
+{
+    if (protocol != IPPROTO_TCP_ || ret <= 0)
+        return 0;
+    u64 sk = (u64)skp;
+    struct sock_info *si = socks.lookup(&sk);
+    return si ? agg(&si->key) : 0;
+}
+#endif
+
 #ifdef HAVE_send_length
 TRACEPOINT_PROBE(sock, sock_send_length)
 {
-    if (args->protocol != IPPROTO_TCP_ || args->ret <= 0)
-        return 0;
-    u64 sk = (u64)args->sk;
-    struct sock_info *si = socks.lookup(&sk);
-    if (!si)
-        return 0;
-    struct conn_val *v = agg(&si->key);
+    struct conn_val *v = length_conn(args->sk, args->protocol, args->ret);
     if (v)
         v->bytes_sent += args->ret;
     return 0;
@@ -164,13 +171,7 @@ TRACEPOINT_PROBE(sock, sock_send_length)
 #ifdef HAVE_recv_length
 TRACEPOINT_PROBE(sock, sock_recv_length)
 {
-    if (args->protocol != IPPROTO_TCP_ || args->ret <= 0)
-        return 0;
-    u64 sk = (u64)args->sk;
-    struct sock_info *si = socks.lookup(&sk);
-    if (!si)
-        return 0;
-    struct conn_val *v = agg(&si->key);
+    struct conn_val *v = length_conn(args->sk, args->protocol, args->ret);
     if (v)
         v->bytes_received += args->ret;
     return 0;
