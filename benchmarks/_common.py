@@ -88,6 +88,15 @@ def save(name: str, data: dict) -> Path:
     return p
 
 
+def io_size(cap: Path) -> tuple[int, int]:
+    """(bytes on disk, rows) of a capture's io table, flat or hive layout."""
+    import pyarrow.parquet as pq
+
+    files = list(cap.rglob("io/*.parquet"))
+    return sum(f.stat().st_size for f in files), sum(pq.ParquetFile(f).metadata.num_rows
+                                                     for f in files)
+
+
 def need_root() -> None:
     if os.geteuid() != 0:
         sys.exit("benchmarks load BPF programs: run as root")

@@ -60,12 +60,6 @@ def table_of(cap: Path, name: str):
     return pq.read_table([str(f) for f in files]) if len(files) > 1 else pq.read_table(files[0])
 
 
-def io_bytes_per_row(cap: Path) -> tuple[int, int]:
-    files = list((cap / "io").glob("*.parquet"))
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    return sum(f.stat().st_size for f in files), rows
-
-
 def part_rate(storm: str, work: Path, secs: float) -> dict:
     out: dict = {"runs": []}
     for threads in (1, 2):
@@ -120,7 +114,7 @@ def part_events(storm: str, work: Path, secs: float) -> dict:
            "health_lost_events": sum(h["lost_events"] for h in health),
            "max_lossless_events_s": max((s["events_s"] for s in lossless), default=0),
            "first_loss_events_s": first_loss["events_s"] if first_loss else None}
-    b, rows = io_bytes_per_row(cap)
+    b, rows = C.io_size(cap)
     out["io_bytes"], out["io_rows"] = b, rows
     C.rmtree(cap)
     return out
@@ -141,7 +135,7 @@ def part_keys(storm: str, work: Path, secs: float) -> dict:
         steady = steady or h[1:-1] or h
         cpu = [100 * x["collector_cpu_s"] / x["interval_s"] for x in steady]
         drain = [x["drain_ms"] for x in steady]
-        b, rows = io_bytes_per_row(cap)
+        b, rows = C.io_size(cap)
         meta = json.loads((cap / "capture.json").read_text())
         r = {"keys_target": n, "intervals": len(steady), "keys": [x["keys"] for x in steady],
              "cpu_pct_median": statistics.median(cpu) if cpu else None,

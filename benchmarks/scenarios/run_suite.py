@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import _common as C  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,8 @@ def run_one(s: Scenario, root: Path, seconds: float, reanalyze: bool = False) ->
 
 def capture_size(cap: Path) -> dict:
     """io rows and their bytes on disk, and the whole capture's bytes (storage cost)."""
-    import pyarrow.parquet as pq
-
-    files = list(cap.rglob("io/*.parquet"))
-    return {"io_rows": sum(pq.ParquetFile(f).metadata.num_rows for f in files),
-            "io_bytes": sum(f.stat().st_size for f in files),
+    io_bytes, io_rows = C.io_size(cap)
+    return {"io_rows": io_rows, "io_bytes": io_bytes,
             "capture_bytes": sum(f.stat().st_size for f in cap.rglob("*") if f.is_file())}
 
 
@@ -177,9 +176,6 @@ def main() -> int:
               file=sys.stderr, flush=True)
     print_table(rows, args.markdown)
     if args.json:
-        sys.path.insert(0, str(HERE.parent))
-        import _common as C
-
         Path(args.json).write_text(json.dumps(
             {"machine": C.machine(), "seconds": args.seconds, "rows": rows,
              "right": sum(r["ok"] for r in rows), "total": len(rows)},
