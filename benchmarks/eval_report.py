@@ -20,8 +20,8 @@ import json
 import re
 import statistics
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -153,6 +153,13 @@ def _ovh_rows(summary: dict, modes: list[tuple[str, str]], ratio_to: str | None)
     return rows
 
 
+def strace_ratio(wall: dict, col: str) -> float | None:
+    """How many times what iolens adds per syscall strace -f adds (wall clock), or None."""
+    a = wall.get("strace", {}).get(col, {}).get("added_ns")
+    b = wall.get("iolens", {}).get(col, {}).get("added_ns")
+    return a / b if a and b and b > 0 else None
+
+
 def s_overhead(r: Results) -> str:
     d = r.get("overhead")
     if not d:
@@ -176,13 +183,9 @@ def s_overhead(r: Results) -> str:
     out += ("\n**(b) Wall clock** (mean of the whole loop, min / median over the rounds), the only fair "
             "figure for tracers that work in another process (strace, perf):\n\n")
     out += table(["mode", *[c[1] for c in OVH_COLS]], _ovh_rows(s["wall"], OVH_MODES, None))
-    w = s["wall"]
-    if "strace" in w and "iolens" in w:
-        ratios = []
-        for col, label in OVH_COLS[:3]:
-            a, b = w["strace"][col].get("added_ns"), w["iolens"][col].get("added_ns")
-            if a and b and b > 0:
-                ratios.append(f"{label} {a / b:,.0f}×")
+    ratios = [f"{label} {x:,.0f}×" for col, label in OVH_COLS[:3]
+              if (x := strace_ratio(s["wall"], col)) is not None]
+    if ratios:
         out += f"\nstrace -f adds, per syscall, this many times what iolens adds: {', '.join(ratios)}.\n"
     return out
 
@@ -399,11 +402,8 @@ def targets(r: Results) -> list[tuple[str, str, bool | str | None]]:
                 text += "; the floor's cost is within noise in this run, so the ratio is not " \
                         "meaningful: see the ns beyond the floor in E2"
             out.append((target, text, c["x_floor"] <= limit))
-        if "strace" in w and "iolens" in w:
-            a, b = w["strace"]["pread4k"]["added_ns"], w["iolens"]["pread4k"]["added_ns"]
-            if b > 0:
-                out.append(("≥ 10× cheaper than strace -f (wall, 4 KiB pread)", f"{a / b:,.0f}×",
-                            a / b >= 10))
+        if (x := strace_ratio(w, "pread4k")) is not None:
+            out.append(("≥ 10× cheaper than strace -f (wall, 4 KiB pread)", f"{x:,.0f}×", x >= 10))
         if "syscount" in cb and "iolens" in cb:
             a, b = cb["syscount"]["pread4k"]["added_ns"], cb["iolens"]["pread4k"]["added_ns"]
             out.append(("cheaper than bcc syscount (in-thread, 4 KiB pread)",
