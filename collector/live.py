@@ -220,24 +220,10 @@ class Collector:
         start_ns = time.time_ns()
         cpu0 = _cpu_s()
         if self.fast_start:
-            # A dashboard wants its first frame now: a short first interval from the syscall
-            # probe alone, then the optional probes (their compile is the wait otherwise).
-            # A command released at attach needs a moment to start: short intervals go on
-            # until its first rows are in (or FAST_MAX_S passes), so the first data frame is
-            # not held back by the optional probes' compile.
-            # Requests (the command to follow) are applied meanwhile: the launcher waits on them.
-            deadline = time.monotonic() + FAST_MAX_S
-            while True:
-                end = time.monotonic() + min(FAST_FIRST_S, interval)
-                while time.monotonic() < end:
-                    self._apply_requests()
-                    if self._stop.wait(min(0.02, max(0.0, end - time.monotonic()))):
-                        self._apply_requests()
-                        self._emit(start_ns, cpu0)
-                        return
-                start_ns, cpu0 = self._emit(start_ns, cpu0)
-                if self._last_io_rows or time.monotonic() >= deadline:
-                    break
+            started = self._fast_start(start_ns, cpu0, interval)
+            if started is None:  # stopped meanwhile (final interval already emitted)
+                return
+            start_ns, cpu0 = started
             self._start_extra()
             _trim_heap()
             self.status = "tracing"
@@ -260,6 +246,25 @@ class Collector:
                     next_drain = time.monotonic() + interval
         self._apply_requests()
         self._emit(start_ns, cpu0)
+
+    def _fast_start(self, start_ns: int, cpu0: float, interval: float) -> tuple[int, float] | None:
+        """Dashboard mode: short intervals from the syscall probe alone before the optional
+        probes compile. They go on until the traced command's first rows are in (a command
+        released at attach needs a moment to start) or FAST_MAX_S passes. Requests (the command
+        to follow) are applied meanwhile: the launcher waits on them. Returns the next
+        interval's (start_ns, cpu0), or None when stopped (the final interval is emitted)."""
+        deadline = time.monotonic() + FAST_MAX_S
+        while True:
+            end = time.monotonic() + min(FAST_FIRST_S, interval)
+            while time.monotonic() < end:
+                self._apply_requests()
+                if self._stop.wait(min(0.02, max(0.0, end - time.monotonic()))):
+                    self._apply_requests()
+                    self._emit(start_ns, cpu0)
+                    return None
+            start_ns, cpu0 = self._emit(start_ns, cpu0)
+            if self._last_io_rows or time.monotonic() >= deadline:
+                return start_ns, cpu0
 
     # --- per interval --------------------------------------------------------------------
     def _on_raw_event(self, buf: bytes) -> None:
