@@ -64,11 +64,27 @@ class CaptureMeta:
     clock: list[dict[str, float]] = field(default_factory=list)  # realtime/monotonic pairs
     redacted: bool = False
     errors: list[str] = field(default_factory=list)
+    #: what the capture saw of what happened (see `note_coverage`); absent in older captures
+    coverage: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CaptureMeta:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+    def note_coverage(self, ops: int, uncounted: int, lost_events: int, newfile_lost: int,
+                      unresolved_ops: int, interval_s: float, target_s: float) -> None:
+        """Add one interval to the coverage totals: ops counted and not counted (kernel map
+        full), events lost, new files whose path was lost, ops whose file/peer has no name,
+        and intervals stretched more than 20% beyond their target length."""
+        c = self.coverage
+        for k, v in (("ops", ops), ("uncounted_ops", uncounted), ("lost_events", lost_events),
+                     ("newfile_lost", newfile_lost), ("unresolved_ops", unresolved_ops)):
+            c[k] = c.get(k, 0) + int(v)
+        c["intervals"] = c.get("intervals", 0) + 1
+        if interval_s > 1.2 * target_s:
+            c["stretched_intervals"] = c.get("stretched_intervals", 0) + 1
+        c["max_interval_s"] = max(c.get("max_interval_s", 0.0), round(interval_s, 3))
 
 
 def _open_private(path: Path, mode: str = "wb"):

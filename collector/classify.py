@@ -287,6 +287,9 @@ def _resolve(kind: str, op: str, written: bool, dataset_dir: bool) -> str:
     return "dataset" if kind == "data" or dataset_dir else "other"
 
 
+_MISSING = object()
+
+
 class FileClassifier:
     """Per-capture memory for `file_class`: files written so far, directories with many reads.
 
@@ -303,6 +306,8 @@ class FileClassifier:
         self.dataset_dirs: set[str] = set()
         self.written: set[str] = set()
         self._kinds: dict[str, str] = {}  # path -> _path_kind (bounded cache)
+        self._cache: dict[tuple[str, str], str | None] = {}  # (path, op) -> class
+        self._clears = 0  # times `written` was emptied (its length alone would not show it)
 
     def _kind(self, path: str) -> str:
         k = self._kinds.get(path)
@@ -316,6 +321,7 @@ class FileClassifier:
         if op in WRITE_OPS:
             if len(self.written) >= self.MAX_WRITTEN:
                 self.written.clear()
+                self._clears += 1
             self.written.add(path)
             return
         if op not in DATA_OPS or self._kind(path) in ("system", "log"):
@@ -335,19 +341,33 @@ class FileClassifier:
 
     def classify(self, resources: Sequence[str | None], ops: Sequence[str],
                  kinds: Sequence[str]) -> list[str | None]:
-        for r, o, k in zip(resources, ops, kinds, strict=True):
-            if k == "file" and r:
-                self._note(r, o)
+        """file_class per row. A (path, op) pair seen before, while no file was written and
+        no directory became a dataset directory, has nothing new to teach and keeps its class
+        (a loader reading the same 20,000 files every second costs one lookup per row)."""
+        cache, n0 = self._cache, self._state()
+        fresh = [(r, o) for r, o, k in zip(resources, ops, kinds, strict=True)
+                 if k == "file" and r and (r, o) not in cache]
+        for r, o in fresh:
+            self._note(r, o)
+        if self._state() != n0 or len(cache) > 400_000:
+            cache.clear()  # what was learnt may change earlier answers
         out: list[str | None] = []
         user = self.rules.classes
         for r, o, k in zip(resources, ops, kinds, strict=True):
             if k != "file" or not r:
                 out.append(None)
                 continue
-            c = self.rules.class_for(r, o) if user else None
-            out.append(c or _resolve(self._kind(r), o, r in self.written,
-                                     r.rpartition("/")[0] in self.dataset_dirs))
+            c = cache.get((r, o), _MISSING)
+            if c is _MISSING:
+                c = self.rules.class_for(r, o) if user else None
+                c = cache[(r, o)] = c or _resolve(self._kind(r), o, r in self.written,
+                                                  r.rpartition("/")[0] in self.dataset_dirs)
+            out.append(c)
         return out
+
+    def _state(self) -> tuple[int, int, int]:
+        """Changes whenever what classify learns could change an earlier answer."""
+        return len(self.written), len(self.dataset_dirs), self._clears
 
 
 # --- roles ----------------------------------------------------------------------------------

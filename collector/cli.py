@@ -61,8 +61,9 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-thread", action="store_true", help="aggregate per thread, not process")
     p.add_argument("--slow-ms", type=_positive_float, default=10.0,
                    help="also log each op slower than this (default 10 ms)")
-    p.add_argument("--max-keys", type=int, default=65536,
-                   help="in-kernel aggregation capacity per interval (default 65536)")
+    p.add_argument("--max-keys", type=int, default=16384,
+                   help="file-grain keys per interval in the kernel (default 16384); ops of "
+                        "further files are counted per directory (rows of grain dir)")
     p.add_argument("--no-latency", action="store_true",
                    help="cheapest mode: count ops and bytes, no per-op latency")
     p.add_argument("--rotate", type=_positive_float, default=30.0,

@@ -1,13 +1,16 @@
 """Enrichment: kernel ids -> what a person reads (paths, peers, process names and roles).
 
-In: decoded ring-buffer events (`wire.RawEvent`) and drained aggregation keys.
-Out: per (tgid, fd, gen) a (kind, resource); per pid a `ProcInfo` (comm, cmdline, cgroup...).
+In: decoded ring-buffer events (`wire.RawEvent`), batches of new files' paths
+(`wire.NEWFILE` records) and drained aggregation keys.
+Out: per id (see probes/events.h `agg_key`) a (kind, resource); per directory id its path; per
+pid a `ProcInfo` (comm, cmdline, cgroup...).
 
-fd -> path comes from the open event's path string (joined with the process cwd or the dirfd's
-path when relative), captured in the kernel at open time; fds opened before the capture started
-(generation 0) are resolved from /proc/PID/fd, then from the parent's table (inherited fds of
-a child that already exited). Sockets get their peer from connect/accept addresses, else from
-/proc/net by socket inode. No kernel struct is read.
+A path-opened file's id is a hash of its path computed in the kernel; its path string arrives
+once, the first time the id is seen (joined with the process cwd or the dirfd's path when
+relative). Sockets, pipes and paths too long to hash get a unique id and an event each. fds
+opened before the capture started (id 0) are resolved from /proc/PID/fd, then from the
+parent's table (inherited fds of a child that already exited). Sockets get their peer from
+connect/accept addresses, else from /proc/net by socket inode. No kernel struct is read.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from iolens.collector.schema import escape_bytes
-from iolens.probes.wire import RawEvent
+from iolens.probes.wire import ID_UNIQUE, RawEvent
 
 AT_FDCWD = -100
 SHORT_CONN_NS = 5 * 10**9  # an accepted connection closed within this is "short" (servers)
@@ -141,19 +146,23 @@ def classify_link(target: str) -> Res:
 
 
 class Resolver:
-    """Keeps the fd tables and process cache of the traced processes."""
+    """Keeps the id tables, fd tables and process cache of the traced processes."""
 
     def __init__(self, proc_root: str = "/proc", boot_offset_ns: int | None = None) -> None:
         self.proc = proc_root
-        self.by_gen: dict[tuple[int, int, int], Res] = {}
-        self.cur: dict[tuple[int, int], int] = {}     # (tgid, fd) -> current gen
-        self.fd0: dict[tuple[int, int], Res] = {}     # gen-0 fds resolved from /proc
+        self.files: dict[int, str] = {}              # path-hash id -> absolute path (per capture)
+        self.dirs: dict[int, str] = {}               # directory id -> directory path
+        self.uids: dict[int, Res] = {}               # unique id -> socket / pipe / long path
+        self.owner: dict[int, tuple[int, int]] = {}  # unique id -> (tgid, fd) that made it
+        self.cur: dict[tuple[int, int], int] = {}     # (tgid, fd) -> unique id (evented fds)
+        self.fd0: dict[tuple[int, int], Res] = {}     # id-0 fds resolved from /proc
+        self.cwds: dict[int, str] = {}               # cwd id (after a traced chdir) -> path
         self.procs: dict[int, ProcInfo] = {}
-        self._retire: list[tuple[int, int, int]] = []
-        self._retiring: list[tuple[int, int, int]] = []
+        self._retire: list[int] = []
+        self._retiring: list[int] = []
         self._net: dict[int, str] | None = None
         self._cwd: dict[int, str] = {}
-        self._accepted: dict[tuple[int, int, int], int] = {}  # accepted fd -> accept ts
+        self._accepted: dict[int, int] = {}  # accepted connection's id -> accept ts
         self._forked: dict[int, int] = {}  # child pid -> parent, fork seen after it had gone
         self.boot_offset_ns = boot_offset_ns if boot_offset_ns is not None else clock_offset_ns()
 
@@ -173,44 +182,51 @@ class Resolver:
         if t == "open":
             if ev.ret < 0:
                 return "file", self._join(ev.tgid, ev.fd2, ev.path)
-            res = self._open_res(ev)
-            self._set(ev.tgid, ev.fd, ev.gen, res)
+            # a path too long to hash (unique id), or a new file the batch channel had no
+            # room for (path hash id; arg = its base's id, arg2 = its directory's id)
+            path = self._join(ev.tgid, ev.fd2, ev.path, seed=ev.arg)
+            res = ("device" if path.startswith("/dev/") else "file"), path
+            if ev.id & ID_UNIQUE:
+                self._set(ev.tgid, ev.fd, ev.id, res)
+            elif ev.id:
+                self._learn(ev.id, ev.arg2, path, ev.path)
             return res
         if t == "close":
-            res = self.resource(ev.tgid, ev.fd, ev.gen)
-            self.note_close(ev.tgid, ev.fd, ev.gen, ev.ts)
+            res = self.resource(ev.tgid, ev.fd, ev.id)
+            self.note_close(ev.tgid, ev.fd, ev.id, ev.ts)
             self.cur.pop((ev.tgid, ev.fd), None)
             self.fd0.pop((ev.tgid, ev.fd), None)
-            self._retire.append((ev.tgid, ev.fd, ev.gen))
+            if ev.id & ID_UNIQUE:
+                self._retire.append(ev.id)
             return res
         if t == "socket":
             family, stype = ev.arg2 >> 16, ev.arg2 & 0xF
             if ev.sys == "socketpair":
                 res = ("socket", "unix:socketpair")
-                self._set(ev.tgid, ev.fd, ev.gen, res)
+                self._set(ev.tgid, ev.fd, ev.id, res)
                 self._set(ev.tgid, ev.fd2, ev.arg, res)
                 return res
             proto = "udp" if stype == socket.SOCK_DGRAM else "tcp"
             if family == socket.AF_UNIX:
                 proto = "unix"
             res = ("socket", f"{proto}:?")
-            self._set(ev.tgid, ev.fd, ev.gen, res)
+            self._set(ev.tgid, ev.fd, ev.id, res)
             return res
         if t in ("connect", "accept"):
-            old = self.by_gen.get((ev.tgid, ev.fd if t == "connect" else ev.fd2,
-                                   ev.gen if t == "connect" else self.cur.get((ev.tgid, ev.fd2), 0)))
+            # the socket's own entry (connect), or the listening socket's (accept: arg2)
+            old = self.uids.get(ev.id if t == "connect" else ev.arg2)
             proto = "udp" if old and old[1] and old[1].startswith("udp") else "tcp"
             peer = decode_sockaddr(ev.addr, proto) or self._proc_socket(ev.tgid, ev.fd)
             res = ("socket", peer)
             if t == "connect" and ev.ret not in (0, -115):  # -EINPROGRESS: still connecting
                 return res
-            self._set(ev.tgid, ev.fd, ev.gen, res)
+            self._set(ev.tgid, ev.fd, ev.id, res)
             if t == "accept":
                 info.accepts += 1
                 info.roles_stale = True
                 if len(self._accepted) > 100_000:
                     self._accepted.clear()
-                self._accepted[(ev.tgid, ev.fd, ev.gen)] = ev.ts
+                self._accepted[ev.id] = ev.ts
                 if info.accepts <= 16:  # which port it serves (a rendezvous store, a server)
                     lres = self._link_res(ev.tgid, ev.fd2)[1]
                     if lres and lres.startswith("tcp-listen:"):
@@ -220,19 +236,30 @@ class Resolver:
                 info.roles_stale = True
             return res
         if t == "dup":
-            src = self.resource(ev.tgid, ev.fd2, ev.gen)
+            src = self.resource(ev.tgid, ev.fd2, ev.id)
             self.fd0.pop((ev.tgid, ev.fd), None)
-            if ev.gen:
-                self._set(ev.tgid, ev.fd, ev.gen, src)  # the new fd names the same file
+            if ev.id & ID_UNIQUE:
+                self.cur[(ev.tgid, ev.fd)] = ev.id   # the new fd names the same thing
             else:
                 self.cur.pop((ev.tgid, ev.fd), None)
-                self.fd0[(ev.tgid, ev.fd)] = src
+                if not ev.id:
+                    self.fd0[(ev.tgid, ev.fd)] = src
             return src
         if t == "pipe":
             res = ("pipe", self._link_res(ev.tgid, ev.fd)[1] or "pipe")
-            self._set(ev.tgid, ev.fd, ev.gen, res)
+            self._set(ev.tgid, ev.fd, ev.id, res)
             self._set(ev.tgid, ev.fd2, ev.arg, res)
             return res
+        if t == "chdir":
+            if ev.sys == "fchdir":
+                path = self.resource(ev.tgid, ev.fd, ev.arg2)[1]
+            else:
+                path = self._join(ev.tgid, AT_FDCWD, ev.path, seed=ev.arg)
+            path = path or self._cwd_of(ev.tgid)
+            if path:
+                self.cwds[ev.id] = path
+                self._cwd[ev.tgid] = path
+            return "file", path
         if t == "fork":
             cpid = int(ev.arg)
             if cpid not in self.procs:
@@ -258,8 +285,45 @@ class Resolver:
             info.dirty = True
             return "other", None
         if t in ("slow", "mmap"):
-            return self.resource(ev.tgid, ev.fd, ev.gen)
+            return self.resource(ev.tgid, ev.fd, ev.id)
         return "other", None
+
+    # --- new files (batch) ---------------------------------------------------------------
+    def learn_files(self, recs: np.ndarray, ids: np.ndarray) -> int:
+        """Take a batch of `wire.NEWFILE` records (ids: their keys): each id's path and its
+        directory's. Returns how many were new. In time order, so a dirfd opened earlier in
+        the batch is known when a path relative to it comes."""
+        if len(recs) == 0:
+            return 0
+        order = np.argsort(recs["ts"], kind="stable")
+        recs, ids = recs[order], ids[order]
+        new = 0
+        files, dirs = self.files, self.dirs
+        for fid, d, raw, n, base, tgid, seed, dirfd in zip(
+                ids.tolist(), recs["dir"].tolist(), recs["path"].tolist(), recs["len"].tolist(),
+                recs["base"].tolist(), recs["tgid"].tolist(), recs["seed"].tolist(),
+                recs["dirfd"].tolist()):
+            raw = raw[:n]  # the kernel's buffer holds older bytes past the path's NUL
+            if base == 0:  # absolute: the common case, kept short
+                path = escape_bytes(_norm(raw))
+            else:
+                path = self._join(tgid, dirfd, raw, seed=seed)
+            new += fid not in files
+            files[fid] = path
+            if d not in dirs:
+                dirs[d] = self._dir_of(path, raw)
+        return new
+
+    def _learn(self, fid: int, dir_id: int, path: str, raw: bytes) -> None:
+        self.files[fid] = path
+        if dir_id and dir_id not in self.dirs:
+            self.dirs[dir_id] = self._dir_of(path, raw)
+
+    @staticmethod
+    def _dir_of(path: str, raw: bytes) -> str:
+        """The directory a path's directory id stands for (a relative name without '/'
+        stands in its base: the same as the path's dirname)."""
+        return path.rpartition("/")[0] or "/"
 
     def _adopt(self, child: ProcInfo, parent_pid: int) -> None:
         """A child forked during the capture: a copy of its parent until it execs."""
@@ -275,32 +339,33 @@ class Resolver:
         """sched_process_fork also fires for new threads: tell them apart while they live."""
         return tid != tgid and os.path.exists(f"{self.proc}/{tgid}/task/{tid}")
 
-    def _set(self, tgid: int, fd: int, gen: int, res: Res) -> None:
-        if gen:
+    def _set(self, tgid: int, fd: int, uid: int, res: Res) -> None:
+        """An evented fd (socket, pipe, long path) got unique id `uid`."""
+        if uid:
             old = self.cur.get((tgid, fd))
-            if old and old != gen:
+            if old and old != uid:
                 # The kernel reports closes of tracked fds only when asked (--all-events);
-                # a new open of the same fd number means the old one was closed: retire it
+                # a new id on the same fd number means the old one was closed: retire it
                 # once the ops it did have been drained.
-                self._retire.append((tgid, fd, old))
-            self.by_gen[(tgid, fd, gen)] = res
-            self.cur[(tgid, fd)] = gen
+                self._retire.append(old)
+            self.uids[uid] = res
+            self.owner[uid] = (tgid, fd)
+            self.cur[(tgid, fd)] = uid
             self.fd0.pop((tgid, fd), None)
         else:  # the kernel's fd map was full: remember by number only
             self.fd0[(tgid, fd)] = res
 
-    def _open_res(self, ev: RawEvent) -> Res:
-        path = self._join(ev.tgid, ev.fd2, ev.path)
-        return ("device" if path.startswith("/dev/") else "file"), path
-
-    def _join(self, tgid: int, dirfd: int, raw: bytes) -> str:
-        """Absolute path of an open's filename (relative to cwd or to dirfd)."""
+    def _join(self, tgid: int, dirfd: int, raw: bytes, seed: int = 0) -> str:
+        """Absolute path of an open's filename (relative to cwd or to dirfd). `seed`: the
+        kernel's id of the base (a cwd id after a traced chdir, or the dirfd's id)."""
         if raw.startswith(b"/"):
             return escape_bytes(_norm(raw))
         if dirfd == AT_FDCWD:
-            base = self._cwd_of(tgid)
+            base = self.cwds.get(seed) if seed else None
+            base = base or self._cwd_of(tgid)
         else:
-            base = self.resource(tgid, dirfd, self.cur.get((tgid, dirfd), 0))[1]
+            base = self._id_res(seed)[1] if seed else None
+            base = base or self.resource(tgid, dirfd, self.cur.get((tgid, dirfd), 0))[1]
         if not base:
             return escape_bytes(raw)
         if not raw:
@@ -316,31 +381,39 @@ class Resolver:
             pass
         return self._cwd.get(tgid)
 
-    def note_close(self, tgid: int, fd: int, gen: int, mono_ns: int) -> None:
+    def note_close(self, tgid: int, fd: int, uid: int, mono_ns: int) -> None:
         """An fd was closed (a close event, or a drained close op: closes of fds opened under
         tracing send no event by default): count accepted connections that were short."""
-        t0 = self._accepted.pop((tgid, fd, gen), None)
+        t0 = self._accepted.pop(uid, None) if uid else None
         if t0 is not None and mono_ns - t0 <= SHORT_CONN_NS:
             info = self.proc_info(tgid)
             info.short_conns += 1
             info.roles_stale = True
 
     # --- lookups at drain time -----------------------------------------------------------
-    def resource(self, tgid: int, fd: int, gen: int) -> Res:
-        """(kind, resource) of an aggregation key's fd."""
-        if fd == AT_FDCWD:
+    def _id_res(self, fid: int) -> Res:
+        """(kind, resource) of a nonzero id, ("other", None) when unknown."""
+        if fid & ID_UNIQUE:
+            return self.uids.get(fid) or ("other", None)
+        path = self.files.get(fid)
+        if path is None:
+            return "file", None  # a path hash whose path never arrived (counted as lost)
+        return ("device" if path.startswith("/dev/") else "file"), path
+
+    def resource(self, tgid: int, fd: int, fid: int) -> Res:
+        """(kind, resource) of an aggregation key (file grain) or an event's fd."""
+        if fd == AT_FDCWD and not fid:
             return "file", None  # path-based metadata ops (stat by name): per process
-        if gen:
-            res = self.by_gen.get((tgid, fd, gen))
-            if res is not None:
-                if res[1] is not None and res[1].endswith(":?") and \
-                        self.cur.get((tgid, fd)) == gen:
-                    # a socket never connected or accepted through a traced call (a listening
-                    # socket: bind/listen are not traced): ask /proc/net once it is known
-                    found = self._link_res(tgid, fd)
-                    if found[0] == "socket" and found[1] and not found[1].startswith("socket:"):
-                        res = self.by_gen[(tgid, fd, gen)] = found
-                return res
+        if fid:
+            res = self._id_res(fid)
+            if fid & ID_UNIQUE and res[1] is not None and res[1].endswith(":?"):
+                # a socket never connected or accepted through a traced call (a listening
+                # socket: bind/listen are not traced): ask /proc/net once it is known
+                owner, ofd = self.owner.get(fid, (tgid, fd))
+                found = self._link_res(owner, ofd if fd < 0 else fd)
+                if found[0] == "socket" and found[1] and not found[1].startswith("socket:"):
+                    res = self.uids[fid] = found
+            return res
         res = self.fd0.get((tgid, fd))
         if res is None:
             res = self._link_res(tgid, fd)
@@ -354,9 +427,9 @@ class Resolver:
         return res
 
     def _current_res(self, tgid: int, fd: int) -> Res | None:
-        gen = self.cur.get((tgid, fd))
-        if gen:
-            return self.by_gen.get((tgid, fd, gen))
+        uid = self.cur.get((tgid, fd))
+        if uid:
+            return self.uids.get(uid)
         return self.fd0.get((tgid, fd))
 
     def _link_res(self, tgid: int, fd: int) -> Res:
@@ -382,12 +455,28 @@ class Resolver:
         return self._net.get(inode, f"socket:[{inode}]")
 
     def after_drain(self) -> None:
-        """Forget fds closed two drains ago (their last ops have been drained by now)."""
-        for k in self._retiring:
-            if self.cur.get(k[:2]) != k[2]:
-                self.by_gen.pop(k, None)
+        """Forget unique ids closed two drains ago (their last ops have been drained by now).
+        Path ids are kept for the whole capture: the kernel sends each path only once."""
+        live = set(self.cur.values()) if self._retiring else ()
+        for uid in self._retiring:
+            if uid not in live:
+                self.uids.pop(uid, None)
+                self.owner.pop(uid, None)
         self._retiring, self._retire = self._retire, []
         self._net = None
+
+    def file_paths(self) -> list[str]:
+        """Every file path known (path ids, long paths, fds from /proc)."""
+        out = list(self.files.values())
+        for table in (self.uids, self.fd0):
+            out.extend(res for kind, res in list(table.values()) if kind == "file" and res)
+        return out
+
+    def socket_owners(self) -> list[tuple[int, Res]]:
+        """(tgid, (kind, resource)) of every socket known by id or from /proc."""
+        out = [(self.owner.get(uid, (0, -1))[0], res) for uid, res in list(self.uids.items())]
+        out.extend((k[0], res) for k, res in list(self.fd0.items()))
+        return out
 
     # --- processes ---------------------------------------------------------------------
     def proc_info(self, pid: int) -> ProcInfo:
@@ -444,10 +533,10 @@ class Resolver:
             for d in (self.cur, self.fd0):
                 for k in [k for k in d if k[0] in dead]:
                     del d[k]
-            for k in [k for k in self.by_gen if k[0] in dead]:
-                del self.by_gen[k]
-            for k in [k for k in self._accepted if k[0] in dead]:
-                del self._accepted[k]
+            for uid in [u for u, p in self.owner.items() if p[0] in dead]:
+                self.uids.pop(uid, None)
+                self.owner.pop(uid, None)
+                self._accepted.pop(uid, None)
         return gone
 
 

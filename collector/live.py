@@ -14,9 +14,11 @@ import os
 import queue
 import resource
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +34,14 @@ from iolens.probes import syscalls, wire
 
 Sink = Callable[[Interval], None]
 POLL_S = 0.1  # ring-buffer consume cadence (no wakeups are requested by the probes)
+#: ring-buffer events handled per poll cycle at most: a burst (a fork storm, thousands of
+#: failed opens) waits in the ring buffer rather than delaying the next flip; the cycles that
+#: stop at the budget are counted in health.event_backlog
+EVENT_BUDGET = 20_000
+#: cuts waiting for the collector thread at most (then the flipper waits: a late flip, but
+#: nothing dropped and memory bounded)
+CUT_QUEUE = 30
+SWITCH_S = 0.001
 FAST_FIRST_S = 0.3  # length of the first interval when a dashboard asks for a fast start
 FAST_MAX_S = 1.5  # ...and at most this long of such short intervals before the optional probes
 
@@ -96,6 +106,10 @@ class Collector:
         self._requests: queue.Queue[tuple[str, int, threading.Event]] = queue.Queue()
         self._events: list[dict] = []
         self._exited: list[int] = []
+        self._n_events = 0      # events handled this interval
+        self._backlog = 0       # poll cycles that stopped at EVENT_BUDGET this interval
+        self._new_files = 0     # files whose path arrived this interval
+        self._budget_left = EVENT_BUDGET
         self._counters = dict.fromkeys(wire.COUNTERS, 0)
         self.resolver = Resolver()
         from iolens.collector.classify import FileClassifier, load_rules
@@ -216,64 +230,82 @@ class Collector:
             done.set()
 
     def _loop(self) -> None:
-        interval = self.opts.interval_s
-        start_ns = time.time_ns()
-        cpu0 = _cpu_s()
-        if self.fast_start:
-            started = self._fast_start(start_ns, cpu0, interval)
-            if started is None:  # stopped meanwhile (final interval already emitted)
-                return
-            start_ns, cpu0 = started
-            self._start_extra()
-            _trim_heap()
-            self.status = "tracing"
-        next_drain = time.monotonic() + interval
-        while not self._stop.is_set():
-            self._apply_requests()
-            self.probe.poll()
-            for p in list(self.extra):
-                try:
-                    p.poll()
-                except Exception as exc:  # noqa: BLE001
-                    self._drop_probe(p, exc)
-            wait = min(POLL_S, max(0.0, next_drain - time.monotonic()))
-            if self._stop.wait(wait):
-                break
-            if time.monotonic() >= next_drain:
-                start_ns, cpu0 = self._emit(start_ns, cpu0)
-                next_drain += interval
-                if next_drain < time.monotonic():  # fell behind (suspend, overload)
-                    next_drain = time.monotonic() + interval
-        self._apply_requests()
-        self._emit(start_ns, cpu0)
+        """Process the cuts the flipper makes, and poll between them, until its last cut.
 
-    def _fast_start(self, start_ns: int, cpu0: float, interval: float) -> tuple[int, float] | None:
-        """Dashboard mode: short intervals from the syscall probe alone before the optional
-        probes compile. They go on until the traced command's first rows are in (a command
-        released at attach needs a moment to start) or FAST_MAX_S passes. Requests (the command
-        to follow) are applied meanwhile: the launcher waits on them. Returns the next
-        interval's (start_ns, cpu0), or None when stopped (the final interval is emitted)."""
-        deadline = time.monotonic() + FAST_MAX_S
-        while True:
-            end = time.monotonic() + min(FAST_FIRST_S, interval)
-            while time.monotonic() < end:
-                self._apply_requests()
-                if self._stop.wait(min(0.02, max(0.0, end - time.monotonic()))):
-                    self._apply_requests()
-                    self._emit(start_ns, cpu0)
-                    return None
-            start_ns, cpu0 = self._emit(start_ns, cpu0)
-            if self._last_io_rows or time.monotonic() >= deadline:
-                return start_ns, cpu0
+        The flipper thread (`_Flipper`) flips and drains the syscall probe's maps on time,
+        whatever this thread is doing (decoding a burst of events, enriching a large
+        interval, compiling the optional probes): interval boundaries never wait for
+        processing. This thread turns each cut into tables, in order."""
+        cuts: queue.Queue[_Cut | None] = queue.Queue(maxsize=CUT_QUEUE)
+        # The flipper needs the GIL only for moments, but with the default 5 ms switch
+        # interval it waited up to seconds behind this thread's busy intervals on a loaded
+        # 2-vCPU machine (flips 0.4-1.3 s late); 1 ms kept them within tens of ms.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_S))
+        flipper = _Flipper(self, cuts)
+        self._cpu0 = _cpu_s()
+        flipper.start()
+        extra_started = not self.fast_start
+        try:
+            while True:
+                try:
+                    cut = cuts.get(timeout=POLL_S)
+                except queue.Empty:
+                    self._poll_all()
+                    continue
+                if cut is None:
+                    break
+                self._emit(cut)
+                if not extra_started and (flipper.fast_done.is_set() or self._stop.is_set()):
+                    # dashboard mode: the first rows are on screen; now the optional probes
+                    self._start_extra()
+                    _trim_heap()
+                    self.status = "tracing"
+                    extra_started = True
+        finally:
+            self._stop.set()
+            while flipper.is_alive():  # after an error: let a flipper blocked on a full queue end
+                try:
+                    cuts.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+
+    def _poll_all(self) -> None:
+        self._apply_requests()
+        self._poll_syscalls()
+        for p in list(self.extra):
+            try:
+                p.poll()
+            except Exception as exc:  # noqa: BLE001
+                self._drop_probe(p, exc)
 
     # --- per interval --------------------------------------------------------------------
-    def _on_raw_event(self, buf: bytes) -> None:
+    def _poll_syscalls(self) -> None:
+        """One poll cycle of the syscall probe: new files' paths (a batch), then at most
+        EVENT_BUDGET ring-buffer events."""
+        self._learn_files()
+        self._budget_left = EVENT_BUDGET
+        self.probe.poll()
+        if self._budget_left <= 0:
+            self._backlog += 1
+
+    def _learn_files(self) -> None:
+        recs, ids = self.probe.new_files()
+        self._new_files += self.resolver.learn_files(recs, ids)
+
+    def _on_raw_event(self, buf: bytes) -> bool:
+        """Handle one ring-buffer record; True asks the consumer to stop (budget spent)."""
+        self._budget_left -= 1
+        self._n_events += 1
+        self._handle_event(buf)
+        return self._budget_left <= 0
+
+    def _handle_event(self, buf: bytes) -> None:
         ev = wire.decode_event(buf)
         kind, res = self.resolver.on_event(ev)
         # Successful opens and closes are the bulk of events (a DataLoader opens thousands of
         # files a second); the io table already counts them per path, so the events table
         # keeps only failed opens unless --all-events asks for every one.
-        if ev.type == "dup" or (not self.opts.all_events and (
+        if ev.type in ("dup", "chdir") or (not self.opts.all_events and (
                 ev.type == "close" or (ev.type == "open" and ev.ret >= 0))):
             return
         if ev.type == "exit":
@@ -290,12 +322,20 @@ class Collector:
             "detail": _detail(ev),
         })
 
-    def _emit(self, start_ns: int, cpu0: float) -> tuple[int, float]:
-        keys, totals, drain_ms = self.probe.drain()
-        self.probe.poll()  # events that precede the drained ops (opens) are needed first
-        end_ns = time.time_ns()
+    def _emit(self, cut: _Cut) -> None:
+        """One cut -> the interval's tables, handed to the sinks."""
+        keys, totals, drain_ms = cut.keys, cut.totals, cut.drain_ms
+        start_ns, end_ns, cpu0 = cut.start_ns, cut.end_ns, self._cpu0
+        # paths and events that precede the drained ops are needed first (bounded: a backlog
+        # of events leaves some rows unnamed rather than stretching the interval)
+        self._apply_requests()
+        self._poll_syscalls()
         interval_s = (end_ns - start_ns) / 1e9
-        io = self._io_table(keys, totals, start_ns, interval_s)
+        from iolens.collector import iotable
+
+        built = iotable.build(keys, totals, start_ns, interval_s, self.host, self.resolver,
+                              self.classifier, self._redactor)
+        io = built.table
         events = self._events_table()
         tables = {"io": io, "events": events}
         if self.extra:
@@ -326,8 +366,13 @@ class Collector:
             "fd_overflow": delta["fd_overflow"], "target_overflow": delta["target_overflow"],
             "drain_ms": drain_ms,
             "collector_cpu_s": cpu1 - cpu0, "collector_rss_bytes": _rss_bytes(),
-            "keys": int(len(keys)),
+            "keys": int(len(keys)), "ops": built.ops,
+            "folded_dir": delta["folded_dir"], "folded_proc": delta["folded_proc"],
+            "new_files": self._new_files, "newfile_lost": delta["newfile_lost"],
+            "events": self._n_events, "event_backlog": self._backlog,
+            "unresolved_ops": built.unresolved_ops,
         }
+        self._new_files = self._n_events = self._backlog = 0
         self._last_io_rows = io.num_rows
         htable = S.to_table("health", {k: [v] for k, v in health.items()})
         self.resolver.after_drain()
@@ -340,92 +385,18 @@ class Collector:
         self.meta.intervals = self.intervals
         self.meta.lost_events += delta["lost_events"]
         self.meta.agg_overflow += delta["agg_overflow"]
+        self.meta.note_coverage(built.ops, delta["agg_overflow"], delta["lost_events"],
+                                delta["newfile_lost"], built.unresolved_ops, interval_s,
+                                self.opts.interval_s)
         self.meta.collector_cpu_s += cpu1 - cpu0
         h = dict(health)
         h.pop("ts")
+        h["flip_late_ms"] = cut.late_ms
         tables["health"] = htable
         iv = Interval(start_ns, end_ns, tables, h)
         for sink in self.sinks:
             sink(iv)
-        return end_ns, cpu1
-
-    def _io_table(self, keys: np.ndarray, tot: np.ndarray, start_ns: int,
-                  interval_s: float) -> pa.Table:
-        """Drained keys -> io rows. Keys that name the same (process, thread, syscall, file or
-        peer) are merged into one row: a DataLoader that opens 10,000 files through the
-        same fd number makes 10,000 keys (one per open generation) but only one row per file,
-        and 20,000 files read once each still make one row per file, not per open."""
-        n = len(keys)
-        if n == 0:
-            return S.empty_table("io")
-        tgid = keys["tgid"].astype(np.int64)
-        fds = keys["fd"].astype(np.int64)
-        gens = keys["gen"].astype(np.int64)
-        sys_ids = keys["sys"]
-        tids = keys["tid"]
-        group = np.empty(n, dtype=np.int64)
-        index: dict[tuple, int] = {}
-        rows: list[tuple[int, int, int, int, str, str | None]] = []  # first key of each row
-        resource = self.resolver.resource
-        close_id, now_mono = wire.SYS_ID["close"], time.monotonic_ns()
-        for i in range(n):  # per key (bounded by max_keys), not per event
-            pid, fd = int(tgid[i]), int(fds[i])
-            if sys_ids[i] == close_id:
-                self.resolver.note_close(pid, fd, int(gens[i]), now_mono)
-            kind, res = resource(pid, fd, int(gens[i]))
-            # unresolved fds stay apart by number (they may be different things)
-            gk = (pid, int(tids[i]), int(sys_ids[i]), kind, res, fd if res is None else None)
-            g = index.get(gk)
-            if g is None:
-                g = index[gk] = len(rows)
-                rows.append((pid, int(tids[i]), int(sys_ids[i]), fd, kind, res))
-            group[i] = g
-        m = len(rows)
-
-        def gsum(col: np.ndarray) -> np.ndarray:
-            out = np.zeros(m, dtype=np.int64)
-            np.add.at(out, group, col.astype(np.int64))
-            return out
-
-        lat_max = np.zeros(m, dtype=np.int64)
-        np.maximum.at(lat_max, group, tot["lat_max"].astype(np.int64))
-        lat_hist = np.zeros((m, tot["lat_hist"].shape[1]), dtype=np.int64)
-        np.add.at(lat_hist, group, tot["lat_hist"])
-        size_hist = np.zeros((m, tot["size_hist"].shape[1]), dtype=np.int64)
-        np.add.at(size_hist, group, tot["size_hist"])
-        count = gsum(tot["count"])
-        pids = np.array([r[0] for r in rows], dtype=np.int64)
-        tid = np.array([r[1] for r in rows], dtype=np.int32)
-        sysnames = [wire.SYS_NAME.get(r[2], "other") for r in rows]
-        kinds = [r[4] for r in rows]
-        resources = [r[5] for r in rows]
-        ops = [wire.op_for(sn, kd) for sn, kd in zip(sysnames, kinds)]
-        procs = self.resolver.procs
-        infos = {p: procs.get(p) or self.resolver.proc_info(p) for p in set(pids.tolist())}
-        from iolens.collector.classify import note_file_ops
-
-        classes = self.classifier.classify(resources, ops, kinds)  # before redaction
-        note_file_ops(procs, pids, classes, ops, count)
-        if self._redactor is not None:
-            resources = [self._redactor.path(r) for r in resources]
-        cols = {
-            "ts": pa.array(np.full(m, start_ns, dtype=np.int64)).cast(S.TS),
-            "interval_s": np.full(m, interval_s),
-            "host": [self.host] * m,
-            "pid": pids.astype(np.int32),
-            "tid": pa.array(tid, mask=(tid == 0)),
-            "comm": [infos[int(p)].comm for p in pids], "op": ops, "kind": kinds,
-            "resource": resources,
-            "count": count, "bytes": gsum(tot["bytes"]), "errors": gsum(tot["errors"]),
-            "lat_sum_ns": gsum(tot["lat_sum"]), "lat_max_ns": lat_max,
-            "lat_hist": _trimmed_lists(lat_hist),
-            "syscall": sysnames, "fd": np.array([r[3] for r in rows], dtype=np.int32),
-            "size_hist": _trimmed_lists(size_hist),
-            "random_ops": gsum(tot["random_ops"]),
-            "file_class": classes,
-            "cgroup_id": [infos[int(p)].cgroup_id for p in pids],
-        }
-        return S.to_table("io", cols)
+        self._cpu0 = cpu1
 
     def _events_table(self) -> pa.Table:
         rows, self._events = self._events, []
@@ -493,15 +464,74 @@ def _detail(ev: wire.RawEvent) -> str | None:
     return None
 
 
-def _trimmed_lists(hist: np.ndarray) -> pa.Array:
-    """(rows × buckets) counts -> list<int64> without trailing zero buckets."""
-    n, b = hist.shape
-    nz = hist != 0
-    last = np.where(nz.any(axis=1), b - np.argmax(nz[:, ::-1], axis=1), 0)
-    offsets = np.concatenate([[0], np.cumsum(last)]).astype(np.int32)
-    mask = np.arange(b)[None, :] < last[:, None]
-    values = hist[mask].astype(np.int64)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+@dataclass
+class _Cut:
+    """One flip of the syscall probe's maps: the drained keys of [start_ns, end_ns)."""
+
+    start_ns: int
+    end_ns: int
+    keys: np.ndarray
+    totals: np.ndarray
+    drain_ms: float
+    late_ms: float  # how long after its due time the flip happened
+
+
+class _Flipper(threading.Thread):
+    """Flips and drains the syscall probe's maps every interval, on time.
+
+    It touches only the probe's maps (a control-array write and batch read-and-delete, both
+    plain bpf() calls on map fds) and "follow this pid" requests (a map update), so it never
+    waits for the collector thread. Dashboard mode (`fast_start`) first makes short cuts until
+    the collector has seen rows or FAST_MAX_S passes (`fast_done`). At stop it makes a final
+    cut, then puts None.
+    """
+
+    def __init__(self, collector: Collector, out: queue.Queue) -> None:
+        super().__init__(name="iolens-flipper", daemon=True)
+        self.c = collector
+        self.out = out
+        self.fast_done = threading.Event()
+        if not collector.fast_start:
+            self.fast_done.set()
+
+    def _period(self, t0: float) -> float:
+        iv = self.c.opts.interval_s
+        if self.fast_done.is_set():
+            return iv
+        if self.c._last_io_rows or time.monotonic() - t0 >= FAST_MAX_S:
+            self.fast_done.set()
+            return iv
+        return min(FAST_FIRST_S, iv)
+
+    def run(self) -> None:
+        c = self.c
+        start_ns = time.time_ns()
+        t0 = time.monotonic()
+        due = t0 + self._period(t0)
+        try:
+            while not c._stop.is_set():
+                c._apply_requests()
+                if c._stop.wait(min(0.02, max(0.0, due - time.monotonic()))):
+                    break
+                now = time.monotonic()
+                if now < due:
+                    continue
+                start_ns = self._cut(start_ns, (now - due) * 1e3)
+                due += self._period(t0)
+                if due < time.monotonic():  # fell behind (suspend, a full queue)
+                    due = time.monotonic() + self._period(t0)
+            c._apply_requests()
+            self._cut(start_ns, 0.0)
+        except BaseException as exc:  # noqa: BLE001 - reported like the collector's own
+            c.error = c.error or exc
+        finally:
+            self.out.put(None)
+
+    def _cut(self, start_ns: int, late_ms: float) -> int:
+        keys, totals, drain_ms = self.c.probe.drain()
+        end_ns = time.time_ns()
+        self.out.put(_Cut(start_ns, end_ns, keys, totals, drain_ms, late_ms))
+        return end_ns
 
 
 class CollectorThread(threading.Thread):

@@ -17,7 +17,8 @@ class RecordOptions:
         interval_s: aggregation interval.
         per_thread: aggregate per thread (tid) instead of per process.
         slow_ms: ops slower than this also go to the per-event stream (`events`, type slow).
-        max_keys: capacity of the in-kernel aggregation map (per interval).
+        max_keys: file-grain keys of the in-kernel aggregation map per interval; ops of
+            files beyond it are folded into directory (then process) keys.
         probes: probe names to enable (None = all that load); `disable` removes some.
         latency: measure per-op latency (False = cheapest mode: exit-only counting).
         redact: hash paths and command-line arguments in the capture.
@@ -32,7 +33,7 @@ class RecordOptions:
     interval_s: float = 1.0
     per_thread: bool = False
     slow_ms: float = 10.0
-    max_keys: int = 32768
+    max_keys: int = 16384
     probes: list[str] | None = None
     disable: list[str] = field(default_factory=list)
     latency: bool = True

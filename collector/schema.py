@@ -81,7 +81,14 @@ IO = pa.schema([
        "positional ops (pread/pwrite...) whose offset was not the previous op's end"),
     _f("file_class", pa.string(), None, True, "dataset, checkpoint, weights, log, other"),
     _f("cgroup_id", pa.int64(), None, True, "cgroup v2 id of the process"),
+    _f("grain", pa.string(), None, True,
+       "what the row aggregates: file (one file or connection), dir (ops of files in the "
+       "directory `resource` ends with '/' that had no room for rows of their own), proc (ops "
+       "of the process with no room even for their directory); null in older captures = file"),
 ])
+
+#: `io.grain` values
+GRAINS = ("file", "dir", "proc")
 
 PROCS = pa.schema([
     _f("ts", TS, "ns", False, "when this observation was made"),
@@ -135,6 +142,19 @@ HEALTH = pa.schema([
     _f("collector_cpu_s", pa.float64(), "s", False, "CPU time iolens used in the interval"),
     _f("collector_rss_bytes", pa.int64(), "bytes", False),
     _f("keys", pa.int64(), "keys", False, "aggregation keys drained"),
+    _f("ops", pa.int64(), "ops", True, "operations counted in the interval (all grains)"),
+    _f("folded_dir", pa.int64(), "ops", True,
+       "ops counted in a directory row because the file-grain map was full"),
+    _f("folded_proc", pa.int64(), "ops", True,
+       "ops counted in a per-process row because there was no room for their directory"),
+    _f("new_files", pa.int64(), "files", True, "files whose path arrived in the interval"),
+    _f("newfile_lost", pa.int64(), "files", True,
+       "new files whose path could not be handed over (their rows have no resource)"),
+    _f("events", pa.int64(), "events", True, "ring-buffer events handled in the interval"),
+    _f("event_backlog", pa.int64(), "cycles", True,
+       "poll cycles that stopped at the per-cycle event budget (events left for later)"),
+    _f("unresolved_ops", pa.int64(), "ops", True,
+       "ops in rows whose file or peer could not be named"),
 ])
 
 # --- tables of the optional probes (block layer, page cache, mmap faults, TCP, GPU) ----------

@@ -140,12 +140,13 @@ class Program:
         return len(list(self.bpf[name.encode()].keys()))
 
     # --- ring buffer -----------------------------------------------------------------------
-    def open_ring_buffer(self, name: str, callback: Callable[[bytes], None]) -> None:
-        """Deliver each record's bytes to `callback` during `consume()`."""
+    def open_ring_buffer(self, name: str, callback: Callable[[bytes], bool | None]) -> None:
+        """Deliver each record's bytes to `callback` during `consume()`. A callback that
+        returns True stops this consume after its record (libbpf stops on a negative return
+        and keeps the rest for the next call)."""
 
         def _cb(_ctx, data, size):  # called from ring_buffer_consume, in this thread
-            callback(ct.string_at(data, size))
-            return 0
+            return -1 if callback(ct.string_at(data, size)) else 0
 
         self.bpf[name.encode()].open_ring_buffer(_cb)
         self._rb_open = True

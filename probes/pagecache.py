@@ -163,12 +163,7 @@ class InodePaths:
 
 
 def resolver_paths(resolver) -> list[str]:
-    out = []
-    for table in (getattr(resolver, "by_gen", {}), getattr(resolver, "fd0", {})):
-        for kind, res in list(table.values()):
-            if kind == "file" and res:
-                out.append(res)
-    return out
+    return resolver.file_paths() if hasattr(resolver, "file_paths") else []
 
 
 def st_dev_to_kdev(st_dev: int) -> int:

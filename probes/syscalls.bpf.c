@@ -8,8 +8,15 @@
  * exit computes latency and adds (atomically) to one of two hashes (agg0/agg1, chosen by ctl[0]):
  * Python flips ctl, waits, then reads-and-deletes the idle map, so no op is counted twice or
  * lost between read and clear, and a drain costs O(keys), not O(events).
- * Low-rate events (open/close with paths, connect/accept with addresses, fork/exec/exit, ops
- * slower than SLOW_NS) go to a ring buffer without wakeups; Python consumes it on a timer.
+ *
+ * Keys are by file, not by open: an open hashes the path it was given (seeded with its base:
+ * dirfd or cwd) into a 64-bit id kept per fd in `fdid`; the path crosses to user space only
+ * the first time an id is seen (`known`), in a batch-drained hash (`newfiles`). When the
+ * file-grain map is full, an op is folded into its directory's key, then its process's, in a
+ * separate map pair (aggc0/aggc1): totals stay exact, and the rows say their grain.
+ *
+ * Low-rate events (connect/accept with addresses, fork/exec/exit, failed opens, ops slower
+ * than SLOW_NS) go to a ring buffer without wakeups; Python consumes it on a timer.
  *
  * Options arrive only as integer -D flags validated in Python (FILTER_MODE, SELF_TGID,
  * SLOW_NS, MAX_KEYS, PER_THREAD, USE_TASK_STORAGE, ...) and through the maps `targets` and
@@ -32,6 +39,19 @@ typedef int rwf_t;
 #endif
 #ifndef MAX_KEYS
 #define MAX_KEYS 32768
+#endif
+#ifndef COARSE_KEYS
+#define COARSE_KEYS 16384
+#endif
+/* process-grain keys always have room: directory keys stop this far below COARSE_KEYS */
+#ifndef COARSE_RESERVE
+#define COARSE_RESERVE 4096
+#endif
+#ifndef KNOWN_FILES
+#define KNOWN_FILES 262144
+#endif
+#ifndef NEWFILES_MAX
+#define NEWFILES_MAX 262144
 #endif
 #ifndef MAX_FDS
 #define MAX_FDS 131072
@@ -72,10 +92,24 @@ typedef int rwf_t;
  * no-prealloc map did, under bursts of new keys). */
 BPF_TABLE("hash", struct agg_key, struct agg_val, agg0, MAX_KEYS);
 BPF_TABLE("hash", struct agg_key, struct agg_val, agg1, MAX_KEYS);
-BPF_ARRAY(ctl, u32, 1);
+BPF_TABLE("hash", struct agg_key, struct agg_val, aggc0, COARSE_KEYS);
+BPF_TABLE("hash", struct agg_key, struct agg_val, aggc1, COARSE_KEYS);
+/* ctl[0]: active map pair; ctl[1], ctl[2]: directory keys made in aggc0 / aggc1 */
+BPF_ARRAY(ctl, u32, 3);
 BPF_PERCPU_ARRAY(counters, u64, CNT_MAX);
-BPF_HASH(fdgen, struct fd_key, u32, MAX_FDS);
-BPF_PERCPU_ARRAY(gen_seq, u32, 1);
+/* an all-zero agg_val to initialise new keys from (too large for the 512-byte BPF stack
+ * twice over) */
+BPF_ARRAY(zeroval, struct agg_val, 1);
+BPF_HASH(fdid, struct fd_key, struct fd_val, MAX_FDS);
+BPF_PERCPU_ARRAY(id_seq, u64, 1);
+/* file ids whose path user space has (or is being handed); LRU: a forgotten one is resent */
+BPF_TABLE("lru_hash", u64, u8, known, KNOWN_FILES);
+/* new files' paths, read-and-deleted in batches by user space (no preallocation: it is
+ * mostly empty, and a failed insert falls back to a ring-buffer event) */
+BPF_F_TABLE("hash", u64, struct newfile, newfiles, NEWFILES_MAX, BPF_F_NO_PREALLOC);
+BPF_PERCPU_ARRAY(nf_scratch, struct newfile, 1);
+/* cwd identity per process, changed by chdir/fchdir (relative opens are seeded with it) */
+BPF_HASH(cwdid, u32, u64, MAX_TARGETS);
 BPF_HASH(targets, u32, u8, MAX_TARGETS);
 BPF_HASH(cgroups, u64, u8, 64);
 BPF_PERCPU_ARRAY(scratch, struct event, 1);
@@ -142,51 +176,105 @@ static __always_inline int on_enter(u16 sys, s32 fd, u64 arg, u64 arg2)
 
 #include "log2.h"
 
-static __always_inline u32 gen_of(u32 tgid, s32 fd)
+static __always_inline struct fd_val *fd_get(u32 tgid, s32 fd)
 {
     struct fd_key k = {.tgid = tgid, .fd = fd};
-    u32 *g = fdgen.lookup(&k);
-    return g ? *g : 0;
+    return fdid.lookup(&k);
 }
 
-static __always_inline u32 gen_new(u32 tgid, s32 fd)
+static __always_inline u64 id_of(struct fd_val *fv)
 {
-    /* A per-CPU sequence tagged with the CPU number: unique without atomics (an atomic
-     * fetch-add needs BPF ISA v3, which this BCC does not target). Generations only need to
-     * tell successive opens of one (tgid, fd) apart. */
+    return fv ? fv->id : 0;
+}
+
+/* A new unique id (sockets, pipes, long paths): a per-CPU sequence tagged with the CPU number,
+ * unique without atomics (an atomic fetch-add needs BPF ISA v3, which this BCC does not
+ * target), with ID_UNIQUE set so it never equals a path hash's id space by construction. */
+static __always_inline u64 id_unique(void)
+{
     u32 z = 0;
-    u32 *seq = gen_seq.lookup(&z);
+    u64 *seq = id_seq.lookup(&z);
     if (!seq)
         return 0;
     *seq += 1;
-    u32 g = (*seq << 12) | (bpf_get_smp_processor_id() & 0xfff);
-    if (g == 0)
-        g = 1;
+    return ID_UNIQUE | ((u64)(bpf_get_smp_processor_id() & 0xfff) << 48) |
+           (*seq & 0xffffffffffffULL);
+}
+
+/* Remember what (tgid, fd) refers to; returns the id (0 when the fd map is full). */
+static __always_inline u64 fd_put(u32 tgid, s32 fd, u64 id, u64 dir, u32 coarse)
+{
     struct fd_key k = {.tgid = tgid, .fd = fd};
-    if (fdgen.update(&k, &g) != 0) {
+    struct fd_val v = {.id = id, .dir = dir, .coarse = coarse};
+    if (fdid.update(&k, &v) != 0) {
         count(CNT_FD_OVERFLOW, 1);
         return 0;
     }
-    return g;
+    return id;
 }
 
-/* Add one completed op to the active aggregation map. */
-static __always_inline void agg_add(u32 tgid, u32 tid, s32 fd, u32 gen, u16 sys, s64 ret,
-                                    u64 lat, u64 nbytes, int sized, s64 pos)
+static __always_inline u64 fd_new_unique(u32 tgid, s32 fd)
 {
-    struct agg_key key = {.tgid = tgid, .tid = PER_THREAD ? tid : 0, .gen = gen, .fd = fd,
-                          .sys = sys};
-    struct agg_val zero = {};
+    return fd_put(tgid, fd, id_unique(), 0, 0);
+}
+
+/* The coarse map: a directory key while there is room for one (COARSE_RESERVE slots are
+ * kept for process keys), else the process key. NULL only when even that has no room. */
+static __always_inline struct agg_val *coarse_slot(struct agg_key *key, u64 dir, u32 sel,
+                                                   struct agg_val *zero)
+{
+    struct agg_val *v = 0;
+    u32 nidx = sel ? 2 : 1;
+    u32 *made = ctl.lookup(&nidx);
+    if (dir) {
+        key->id = dir;
+        key->grain = GRAIN_DIR;
+        v = sel ? aggc1.lookup(key) : aggc0.lookup(key);
+        if (!v && made && *made < COARSE_KEYS - COARSE_RESERVE) {
+            v = sel ? aggc1.lookup_or_try_init(key, zero) : aggc0.lookup_or_try_init(key, zero);
+            if (v)
+                __sync_fetch_and_add(made, 1);  /* approximate (a racing insert may count twice) */
+        }
+        if (v) {
+            count(CNT_FOLDED_DIR, 1);
+            return v;
+        }
+    }
+    key->id = 0;
+    key->grain = GRAIN_PROC;
+    v = sel ? aggc1.lookup_or_try_init(key, zero) : aggc0.lookup_or_try_init(key, zero);
+    if (v)
+        count(CNT_FOLDED_PROC, 1);
+    return v;
+}
+
+/* Add one completed op to the active aggregation maps. `fv`: what the fd refers to (NULL:
+ * unknown, counted by fd number). Returns 1 when counted at file grain, 0 when folded. */
+static __always_inline int agg_add(u32 tgid, u32 tid, s32 fd, struct fd_val *fv, u16 sys, s64 ret,
+                                   u64 lat, u64 nbytes, int sized, s64 pos)
+{
+    u64 id = fv ? fv->id : 0;
+    struct agg_key key = {.id = id, .tgid = tgid, .tid = PER_THREAD ? tid : 0,
+                          .fd = id ? -1 : fd, .sys = sys, .grain = GRAIN_FILE};
     u32 z = 0;
-    u32 *sel = ctl.lookup(&z);
-    struct agg_val *v;
-    if (sel && *sel)
-        v = agg1.lookup_or_try_init(&key, &zero);
-    else
-        v = agg0.lookup_or_try_init(&key, &zero);
+    struct agg_val *zero = zeroval.lookup(&z);
+    if (!zero)
+        return 0;
+    u32 *selp = ctl.lookup(&z);
+    u32 sel = selp ? *selp : 0;
+    struct agg_val *v = 0;
+    int fine = 0;
+    if (!fv || !fv->coarse) {
+        v = sel ? agg1.lookup_or_try_init(&key, zero) : agg0.lookup_or_try_init(&key, zero);
+        fine = v != 0;
+    }
+    if (!v) {
+        key.fd = -1;
+        v = coarse_slot(&key, fv ? fv->dir : 0, sel, zero);
+    }
     if (!v) {
         count(CNT_AGG_OVERFLOW, 1);
-        return;
+        return 0;
     }
     __sync_fetch_and_add(&v->count, 1);
     if (ret < 0) {
@@ -215,6 +303,7 @@ static __always_inline void agg_add(u32 tgid, u32 tid, s32 fd, u32 gen, u16 sys,
         lb = LAT_BUCKETS - 1;
     __sync_fetch_and_add(&v->lat_hist[lb], 1);
 #endif
+    return fine;
 }
 
 static __always_inline struct event *ev_new(u16 type, u16 sys, u32 tgid, u32 tid)
@@ -232,7 +321,7 @@ static __always_inline struct event *ev_new(u16 type, u16 sys, u32 tgid, u32 tid
     e->ret = 0;
     e->arg = 0;
     e->arg2 = 0;
-    e->gen = 0;
+    e->id = 0;
     e->fd = -1;
     e->fd2 = -1;
     e->path_len = 0;
@@ -286,7 +375,7 @@ static __always_inline struct start_t *take_start(u16 sys, u64 *lat)
     return s;
 }
 
-static __always_inline void maybe_slow(u16 sys, u32 tgid, u32 tid, s32 fd, u32 gen, s64 ret,
+static __always_inline void maybe_slow(u16 sys, u32 tgid, u32 tid, s32 fd, u64 id, s64 ret,
                                        u64 lat)
 {
     if (lat < SLOW_NS)
@@ -295,7 +384,7 @@ static __always_inline void maybe_slow(u16 sys, u32 tgid, u32 tid, s32 fd, u32 g
     if (!e)
         return;
     e->fd = fd;
-    e->gen = gen;
+    e->id = id;
     e->ret = ret;
     e->lat = lat;
     ev_send(e);
@@ -309,13 +398,13 @@ static __always_inline int on_exit_fd(u16 sys, s64 ret, int sized, int posarg)
     struct start_t *s = take_start(sys, &lat);
     if (!s)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     s32 fd = s->fd;
-    u32 gen = gen_of(tgid, fd);
+    struct fd_val *fv = fd < 0 ? 0 : fd_get(tgid, fd);
     s64 pos = (posarg && (s64)s->arg2 >= 0) ? (s64)s->arg2 : -1;  /* -1: current position */
-    agg_add(tgid, tid, fd, gen, sys, ret, lat, ret > 0 ? ret : 0, sized, pos);
-    maybe_slow(sys, tgid, tid, fd, gen, ret, lat);
+    agg_add(tgid, tid, fd, fv, sys, ret, lat, ret > 0 ? ret : 0, sized, pos);
+    maybe_slow(sys, tgid, tid, fd, id_of(fv), ret, lat);
     return 0;
 }
 
@@ -332,8 +421,8 @@ struct iolens_x86_regs {
  * copy_file_range/splice) and position (argument 3) from the saved registers. */
 static __always_inline int on_exit_regs(u16 sys, s64 ret, int sized, int posarg)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     if (!wanted(tgid))
         return 0;
     struct iolens_x86_regs *r =
@@ -346,9 +435,9 @@ static __always_inline int on_exit_regs(u16 sys, s64 ret, int sized, int posarg)
     if (posarg)
         bpf_probe_read_kernel(&posv, sizeof(posv), &r->r10);
     s32 fd = (s32)fdv;
-    u32 gen = gen_of(tgid, fd);
+    struct fd_val *fv = fd_get(tgid, fd);
     s64 pos = (posarg && (s64)posv >= 0) ? (s64)posv : -1;
-    agg_add(tgid, tid, fd, gen, sys, ret, 0, ret > 0 ? ret : 0, sized, pos);
+    agg_add(tgid, tid, fd, fv, sys, ret, 0, ret > 0 ? ret : 0, sized, pos);
     return 0;
 }
 #define DATA_FD(name, SYS, fdexpr, posexpr, posflag)                                         \
@@ -457,34 +546,153 @@ PATH_OP(newstat, SYS_NEWSTAT)
 #ifdef HAVE_newlstat
 PATH_OP(newlstat, SYS_NEWLSTAT)
 #endif
+/* fstat(fd) is fstatat(fd, "", AT_EMPTY_PATH) in current glibc (and statx likewise): such a
+ * call is an op on the fd, counted against its file like a read; other calls are by path. */
+#define AT_EMPTY_PATH_IOLENS 0x1000
+static __always_inline s32 stat_fd(s64 dfd, u64 uptr, u64 flags)
+{
+    if (!(flags & AT_EMPTY_PATH_IOLENS) || dfd < 0)
+        return -100;
+    /* An unreadable name (its page not present, as in a freshly forked child) is taken as
+     * the empty one: with AT_EMPTY_PATH that is what callers pass nearly always. */
+    char c = 0;
+    if (bpf_probe_read_user(&c, 1, (void *)uptr) == 0 && c != 0)
+        return -100;
+    return (s32)dfd;
+}
 #ifdef HAVE_newfstatat
-PATH_OP(newfstatat, SYS_NEWFSTATAT)
+TRACEPOINT_PROBE(syscalls, sys_enter_newfstatat)
+{
+    return on_enter(SYS_NEWFSTATAT, stat_fd((s32)args->dfd, (u64)args->filename, args->flag), 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_newfstatat) { return on_exit_fd(SYS_NEWFSTATAT, args->ret, 0, 0); }
 #endif
 #ifdef HAVE_statx
-PATH_OP(statx, SYS_STATX)
+TRACEPOINT_PROBE(syscalls, sys_enter_statx)
+{
+    return on_enter(SYS_STATX, stat_fd((s32)args->dfd, (u64)args->filename, args->flags), 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_statx) { return on_exit_fd(SYS_STATX, args->ret, 0, 0); }
 #endif
 
-/* ---- opens: a new fd generation and an event with the path ---------------------------- */
+/* ---- opens: the file's identity, its path handed over once --------------------------- */
+#include "pathid.h"
+
+/* The seed of a path's hash: what a relative path is relative to. */
+static __always_inline u64 path_seed(u32 tgid, s32 dirfd, char first, u16 *base)
+{
+    if (first == '/') {
+        *base = BASE_ABS;
+        return 0;
+    }
+    if (dirfd == AT_FDCWD_IOLENS) {
+        *base = BASE_CWD;
+        u64 *c = cwdid.lookup(&tgid);
+        return c ? *c : cwd_default(tgid);
+    }
+    *base = BASE_DIRFD;
+    struct fd_val *d = fd_get(tgid, dirfd);
+    /* a dirfd opened before the capture: its number within this process names it */
+    return d ? d->id : mix64(((u64)tgid << 32) ^ (u32)dirfd ^ 0x6469726664ULL);
+}
+
+/* Hand a new file's path to user space: the batch-drained hash, else a ring-buffer event.
+ * Returns 0 when neither had room (the caller forgets the id so a later open retries). */
+static __always_inline int hand_over(struct newfile *nf, u64 id, u16 sys, u32 tid, s32 fd,
+                                     s64 ret, u64 lat)
+{
+    if (newfiles.update(&id, nf) == 0)
+        return 1;
+    struct event *e = ev_new(EV_OPEN, sys, nf->tgid, tid);
+    if (!e)
+        return 0;
+    e->fd = fd;
+    e->fd2 = nf->dirfd;
+    e->id = id;
+    e->ret = ret;
+    e->lat = lat;
+    e->arg = nf->seed;
+    e->arg2 = nf->dir;
+    bpf_probe_read_kernel(e->path, NEWPATH_MAX, nf->path);
+    e->path_len = nf->len + 1;
+    if (events.ringbuf_output(e, EVENT_HDR_SIZE + NEWPATH_MAX, BPF_RB_NO_WAKEUP) != 0) {
+        count(CNT_RB_LOST, 1);
+        return 0;
+    }
+    return 1;
+}
+
+/* A path too long for the newfiles record: a unique id per open and the path in an event
+ * (the behaviour of every open before keys by file). */
+static __always_inline int open_long(u16 sys, u32 tgid, u32 tid, s32 fd, s32 dirfd, s64 ret,
+                                     u64 lat, u64 uptr)
+{
+    u64 id = fd_new_unique(tgid, fd);
+    struct fd_val fv = {.id = id};
+    agg_add(tgid, tid, fd, id ? &fv : 0, sys, ret, lat, 0, 0, -1);
+    struct event *e = ev_new(EV_OPEN, sys, tgid, tid);
+    if (!e)
+        return 0;
+    e->fd = fd;
+    e->fd2 = dirfd;
+    e->id = id;
+    e->ret = ret;
+    e->lat = lat;
+    ev_path(e, uptr);
+    ev_send(e);
+    return 0;
+}
+
 static __always_inline int on_exit_open(u16 sys, s64 ret)
 {
     u64 lat = 0;
     struct start_t *s = take_start(sys, &lat);
     if (!s)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
-    u32 gen = ret >= 0 ? gen_new(tgid, (s32)ret) : 0;
-    agg_add(tgid, tid, ret >= 0 ? (s32)ret : -1, gen, sys, ret, lat, 0, 0, -1);
-    struct event *e = ev_new(EV_OPEN, sys, tgid, tid);
-    if (!e)
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
+    if (ret < 0) {  /* failed opens are rare events: one each, with the path */
+        agg_add(tgid, tid, -1, 0, sys, ret, lat, 0, 0, -1);
+        struct event *e = ev_new(EV_OPEN, sys, tgid, tid);
+        if (!e)
+            return 0;
+        e->fd2 = s->fd;
+        e->ret = ret;
+        e->lat = lat;
+        ev_path(e, s->arg);
+        ev_send(e);
         return 0;
-    e->fd = ret >= 0 ? (s32)ret : -1;
-    e->fd2 = s->fd;          /* dirfd */
-    e->gen = gen;
-    e->ret = ret;
-    e->lat = lat;
-    ev_path(e, s->arg);
-    ev_send(e);
+    }
+    s32 fd = (s32)ret;
+    u32 z = 0;
+    struct newfile *nf = nf_scratch.lookup(&z);
+    if (!nf)
+        return 0;
+    int n = bpf_probe_read_user_str(nf->path, NEWPATH_MAX, (void *)s->arg);
+    if (n <= 0 || n >= NEWPATH_MAX)  /* unreadable, or possibly cut: no stable identity */
+        return open_long(sys, tgid, tid, fd, s->fd, ret, lat, s->arg);
+    u16 base = BASE_ABS;
+    u64 seed = path_seed(tgid, s->fd, nf->path[0], &base);
+    u64 dir = 0;
+    u64 id = path_id(nf->path, (u32)n - 1, seed, &dir);
+    struct fd_val fv = {.id = id, .dir = dir};
+    fv.coarse = !agg_add(tgid, tid, fd, &fv, sys, ret, lat, 0, 0, -1);
+    fd_put(tgid, fd, id, dir, fv.coarse);
+    if (known.lookup(&id))
+        return 0;  /* user space has this path: nothing to send */
+    u8 one = 1;
+    known.update(&id, &one);
+    nf->ts = bpf_ktime_get_ns();
+    nf->seed = seed;
+    nf->dir = dir;
+    nf->tgid = tgid;
+    nf->dirfd = s->fd;
+    nf->len = (u16)(n - 1);
+    nf->base = base;
+    if (!hand_over(nf, id, sys, tid, fd, ret, lat)) {
+        known.delete(&id);
+        count(CNT_NEWFILE_LOST, 1);
+    }
     return 0;
 }
 
@@ -506,33 +714,35 @@ OPEN_OP(open, SYS_OPEN, -100, args->filename)
 OPEN_OP(creat, SYS_CREAT, -100, args->pathname)
 #endif
 
-/* ---- close: forget the generation, tell user space ------------------------------------ */
+/* ---- close: forget what the fd was, tell user space ------------------------------------ */
 #ifdef HAVE_close
 TRACEPOINT_PROBE(syscalls, sys_enter_close) { return on_enter(SYS_CLOSE, args->fd, 0, 0); }
 TRACEPOINT_PROBE(syscalls, sys_exit_close)
 {
+    s64 ret = args->ret;  /* read first: clang may otherwise keep an offset ctx pointer */
     u64 lat = 0;
     struct start_t *s = take_start(SYS_CLOSE, &lat);
     if (!s)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     s32 fd = s->fd;
     struct fd_key k = {.tgid = tgid, .fd = fd};
-    u32 gen = gen_of(tgid, fd);
-    agg_add(tgid, tid, fd, gen, SYS_CLOSE, args->ret, lat, 0, 0, -1);
-    if (args->ret == 0) {
-        fdgen.delete(&k);
-        /* Closes of fds opened under tracing need no event (the next open of the number
-         * supersedes it, and the io rows already count closes per file): only fds from
-         * before the capture (generation 0) are reported, so user space forgets what it
-         * resolved for them from /proc. ALL_CLOSES=1 (--all-events) reports every close. */
-        if (gen != 0 && !ALL_CLOSES)
+    struct fd_val *fv = fd_get(tgid, fd);
+    u64 id = id_of(fv);
+    agg_add(tgid, tid, fd, fv, SYS_CLOSE, ret, lat, 0, 0, -1);
+    if (ret == 0) {
+        fdid.delete(&k);
+        /* Closes of fds opened under tracing need no event (the io rows already count closes
+         * per file, and the next open of the number replaces the fd's entry): only fds from
+         * before the capture (id 0) are reported, so user space forgets what it resolved for
+         * them from /proc. ALL_CLOSES=1 (--all-events) reports every close. */
+        if (id != 0 && !ALL_CLOSES)
             return 0;
         struct event *e = ev_new(EV_CLOSE, SYS_CLOSE, tgid, tid);
         if (e) {
             e->fd = fd;
-            e->gen = gen;
+            e->id = id;
             ev_send(e);
         }
     }
@@ -554,18 +764,18 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     struct start_t *s = take_start(SYS_MMAP, &lat);
     if (!s)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     s32 fd = s->fd;
-    u32 gen = gen_of(tgid, fd);
+    struct fd_val *fv = fd_get(tgid, fd);
     s64 ret = args->ret;
     int failed = ret < 0 && ret > -4096;
-    agg_add(tgid, tid, fd, gen, SYS_MMAP, failed ? ret : 0, lat, s->arg, 0, -1);
+    agg_add(tgid, tid, fd, fv, SYS_MMAP, failed ? ret : 0, lat, s->arg, 0, -1);
     if (!failed) {
         struct event *e = ev_new(EV_MMAP, SYS_MMAP, tgid, tid);
         if (e) {
             e->fd = fd;
-            e->gen = gen;
+            e->id = id_of(fv);
             e->arg = (u64)ret;
             e->arg2 = s->arg;
             e->ret = (s64)s->arg2;   /* file offset */
@@ -588,13 +798,13 @@ TRACEPOINT_PROBE(syscalls, sys_exit_socket)
     struct start_t *s = take_start(SYS_SOCKET, &lat);
     if (!s || args->ret < 0)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     struct event *e = ev_new(EV_SOCKET, SYS_SOCKET, tgid, tid);
     if (!e)
         return 0;
     e->fd = args->ret;
-    e->gen = gen_new(tgid, args->ret);
+    e->id = fd_new_unique(tgid, args->ret);
     e->arg2 = s->arg;
     ev_send(e);
     return 0;
@@ -612,16 +822,16 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
     struct start_t *s = take_start(SYS_CONNECT, &lat);
     if (!s)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     s32 fd = s->fd;
-    u32 gen = gen_of(tgid, fd);
-    agg_add(tgid, tid, fd, gen, SYS_CONNECT, args->ret, lat, 0, 0, -1);
+    struct fd_val *fv = fd_get(tgid, fd);
+    agg_add(tgid, tid, fd, fv, SYS_CONNECT, args->ret, lat, 0, 0, -1);
     struct event *e = ev_new(EV_CONNECT, SYS_CONNECT, tgid, tid);
     if (!e)
         return 0;
     e->fd = fd;
-    e->gen = gen;
+    e->id = id_of(fv);
     e->ret = args->ret;
     e->lat = lat;
     ev_addr(e, s->arg, (u32)s->arg2);
@@ -636,10 +846,12 @@ static __always_inline int on_exit_accept(u16 sys, s64 ret)
     struct start_t *s = take_start(sys, &lat);
     if (!s)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     s32 lfd = s->fd;
-    agg_add(tgid, tid, lfd, gen_of(tgid, lfd), sys, ret, lat, 0, 0, -1);
+    struct fd_val *lv = fd_get(tgid, lfd);
+    u64 lid = id_of(lv);
+    agg_add(tgid, tid, lfd, lv, sys, ret, lat, 0, 0, -1);
     if (ret < 0)
         return 0;
     struct event *e = ev_new(EV_ACCEPT, sys, tgid, tid);
@@ -647,7 +859,8 @@ static __always_inline int on_exit_accept(u16 sys, s64 ret)
         return 0;
     e->fd = (s32)ret;
     e->fd2 = lfd;
-    e->gen = gen_new(tgid, (s32)ret);
+    e->id = fd_new_unique(tgid, (s32)ret);
+    e->arg2 = lid;   /* the listening socket's id */
     e->lat = lat;
     if (s->arg && s->arg2) {
         int alen = 0;
@@ -672,30 +885,33 @@ TRACEPOINT_PROBE(syscalls, sys_enter_accept4)
 TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return on_exit_accept(SYS_ACCEPT4, args->ret); }
 #endif
 
-/* ---- fd duplication and pipes: keep generations right --------------------------------- */
+/* ---- fd duplication and pipes: keep fd identities right ------------------------------- */
 static __always_inline int on_exit_dup(u16 sys, s64 ret)
 {
     u64 lat = 0;
     struct start_t *s = take_start(sys, &lat);
     if (!s || ret < 0)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     s32 oldfd = s->fd;
     s32 newfd = (s32)ret;
     if (newfd == oldfd)
         return 0;
-    u32 gen = gen_of(tgid, oldfd);
+    struct fd_val *ov = fd_get(tgid, oldfd);
     struct fd_key nk = {.tgid = tgid, .fd = newfd};
-    if (gen)
-        fdgen.update(&nk, &gen);
-    else
-        fdgen.delete(&nk);
+    u64 id = id_of(ov);
+    if (ov) {
+        struct fd_val copy = *ov;   /* the new fd names the same file */
+        fdid.update(&nk, &copy);
+    } else {
+        fdid.delete(&nk);
+    }
     struct event *e = ev_new(EV_DUP, sys, tgid, tid);
     if (e) {
         e->fd = newfd;
         e->fd2 = oldfd;
-        e->gen = gen;
+        e->id = id;
         ev_send(e);
     }
     return 0;
@@ -729,8 +945,8 @@ static __always_inline int on_exit_fdpair(u16 sys, s64 ret, u16 type)
     struct start_t *s = take_start(sys, &lat);
     if (!s || ret < 0)
         return 0;
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     int fds[2] = {-1, -1};
     if (bpf_probe_read_user(fds, sizeof(fds), (void *)s->arg) != 0)
         return 0;
@@ -739,8 +955,8 @@ static __always_inline int on_exit_fdpair(u16 sys, s64 ret, u16 type)
         return 0;
     e->fd = fds[0];
     e->fd2 = fds[1];
-    e->gen = gen_new(tgid, fds[0]);
-    e->arg = gen_new(tgid, fds[1]);
+    e->id = fd_new_unique(tgid, fds[0]);
+    e->arg = fd_new_unique(tgid, fds[1]);
     e->arg2 = s->arg2;
     ev_send(e);
     return 0;
@@ -763,6 +979,40 @@ TRACEPOINT_PROBE(syscalls, sys_exit_socketpair)
 {
     return on_exit_fdpair(SYS_SOCKETPAIR, args->ret, EV_SOCKET);
 }
+#endif
+
+/* ---- working directory: relative opens are seeded with a cwd id per process ----------- */
+static __always_inline int on_exit_chdir(u16 sys, s64 ret)
+{
+    u64 lat = 0;
+    struct start_t *s = take_start(sys, &lat);
+    if (!s || ret < 0)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
+    u64 *c = cwdid.lookup(&tgid);
+    u64 old = c ? *c : cwd_default(tgid);
+    u64 now = id_unique();
+    cwdid.update(&tgid, &now);
+    struct event *e = ev_new(EV_CHDIR, sys, tgid, tid);
+    if (!e)
+        return 0;
+    e->id = now;
+    e->arg = old;
+    e->fd = s->fd;
+    e->arg2 = sys == SYS_FCHDIR ? id_of(fd_get(tgid, s->fd)) : 0;
+    if (sys == SYS_CHDIR)
+        ev_path(e, s->arg);
+    ev_send(e);
+    return 0;
+}
+#ifdef HAVE_chdir
+TRACEPOINT_PROBE(syscalls, sys_enter_chdir) { return on_enter(SYS_CHDIR, AT_FDCWD_IOLENS, (u64)args->filename, 0); }
+TRACEPOINT_PROBE(syscalls, sys_exit_chdir) { return on_exit_chdir(SYS_CHDIR, args->ret); }
+#endif
+#ifdef HAVE_fchdir
+TRACEPOINT_PROBE(syscalls, sys_enter_fchdir) { return on_enter(SYS_FCHDIR, args->fd, 0, 0); }
+TRACEPOINT_PROBE(syscalls, sys_exit_fchdir) { return on_exit_chdir(SYS_FCHDIR, args->ret); }
 #endif
 
 /* ---- process lifecycle: follow descendants, tell user space --------------------------- */
@@ -805,8 +1055,8 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     if (!wanted(tgid))
         return 0;
 #ifdef HAVE_GROUP_DEAD
@@ -824,6 +1074,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 #endif
     if (!last)
         return 0;
+    cwdid.delete(&tgid);
     struct event *e = ev_new(EV_EXIT, 0, tgid, tid);
     if (e)
         ev_send(e);

@@ -4,7 +4,9 @@
   that carry the options. No user string ever reaches the C text.
 - `SyscallProbe.start()`: compile, attach, open the ring buffer.
 - `SyscallProbe.drain()`: flip the double-buffered aggregation maps and read-and-delete the
-  idle one -> numpy arrays of `wire.AGG_KEY` / summed `wire.AGG_VAL`.
+  idle pair (file grain, then the coarse one) -> numpy arrays of `wire.AGG_KEY` / `wire.AGG_VAL`.
+- `SyscallProbe.new_files()`: read-and-delete the paths of files seen for the first time
+  -> a numpy array of `wire.NEWFILE`, in batches (no per-open event).
 - `SyscallProbe.poll()`: consume the ring buffer into the callback (raw bytes).
 """
 
@@ -54,7 +56,7 @@ def _int_flag(name: str, value: int, lo: int, hi: int) -> str:
 def plan(*, filter_mode: int, self_tgid: int, slow_ns: int, max_keys: int,
          per_thread: bool, latency: bool = True, task_storage: bool = True,
          tracefs: Path | None = None, only: list[str] | None = None,
-         all_closes: bool = False) -> Plan:
+         all_closes: bool = False, coarse_keys: int | None = None) -> Plan:
     """Choose syscalls and flags. `only` restricts to these syscall names (benchmarks)."""
     root = tracefs or tracefs_root()
     p = Plan()
@@ -75,12 +77,20 @@ def plan(*, filter_mode: int, self_tgid: int, slow_ns: int, max_keys: int,
         _int_flag("SELF_TGID", self_tgid, 0, 2**22),
         _int_flag("SLOW_NS", slow_ns, 0, 2**62),
         _int_flag("MAX_KEYS", max_keys, 64, 4_000_000),
+        _int_flag("COARSE_KEYS", coarse_keys or coarse_for(max_keys), 1024, 1_000_000),
+        _int_flag("COARSE_RESERVE", (coarse_keys or coarse_for(max_keys)) // 4, 256, 250_000),
+        _int_flag("NEWFILES_MAX", NEWFILES_CAP, 1024, 4_000_000),
         _int_flag("PER_THREAD", int(per_thread), 0, 1),
         _int_flag("ALL_CLOSES", int(all_closes), 0, 1),
         _int_flag("TRACK_LATENCY", int(latency), 0, 1),
         _int_flag("USE_TASK_STORAGE", int(task_storage), 0, 1),
     ]
     return p
+
+
+def coarse_for(max_keys: int) -> int:
+    """Size of the coarse (directory / process grain) map for a file-grain map of max_keys."""
+    return max(4096, min(65536, max_keys // 2))
 
 
 def _read(path: Path) -> str:
@@ -109,9 +119,11 @@ class SyscallProbe:
         self.plan = plan_
         self.on_event = on_event
         self.prog = None
-        self.max_keys = int(next(f.split("=")[1] for f in plan_.cflags if f.startswith("-DMAX_KEYS=")))
+        self.max_keys = _flag(plan_, "MAX_KEYS")
+        self.coarse_keys = _flag(plan_, "COARSE_KEYS")
         self._active = 0
         self.task_storage = "-DUSE_TASK_STORAGE=1" in plan_.cflags
+        self.newfiles_cap = NEWFILES_CAP
         self.fallback_reason: str | None = None
 
     def start(self) -> None:
@@ -139,14 +151,15 @@ class SyscallProbe:
         return self.prog.hash_put_u64_u8("cgroups", cgid)
 
     def forget_fds(self, tgid: int, fds: list[int]) -> None:
-        self.prog.fd_forget("fdgen", tgid, fds)
+        self.prog.fd_forget("fdid", tgid, fds)
 
     def poll(self) -> None:
         """Deliver pending ring-buffer records to `on_event`."""
         self.prog.consume()
 
     def drain(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Flip maps, read-and-delete the idle one. Returns (keys, per-key totals, ms)."""
+        """Flip maps, read-and-delete the idle pair. Returns (keys, per-key totals, ms): the
+        file-grain keys first, then the coarse ones (their `grain` says which)."""
         t0 = time.perf_counter()
         idle = self._active
         self._active ^= 1
@@ -154,8 +167,22 @@ class SyscallProbe:
         time.sleep(FLIP_GRACE_S)
         keys, vals = self.prog.take_hash(f"agg{idle}", wire.AGG_KEY, wire.AGG_VAL,
                                          self.max_keys)
-        totals = vals[:, 0]
-        return keys, totals, (time.perf_counter() - t0) * 1e3
+        ckeys, cvals = self.prog.take_hash(f"aggc{idle}", wire.AGG_KEY, wire.AGG_VAL,
+                                           self.coarse_keys)
+        # the idle coarse map is empty again: its directory keys may be made afresh
+        self.prog.array_set_u32("ctl", 1 + idle, 0)
+        if len(ckeys):
+            keys = np.concatenate([keys, ckeys])
+            vals = np.concatenate([vals, cvals])
+        return keys, vals[:, 0], (time.perf_counter() - t0) * 1e3
+
+    def new_files(self) -> tuple[np.ndarray, np.ndarray]:
+        """Paths of files opened for the first time since the last call (wire.NEWFILE rows,
+        in no particular order). Safe while the probe writes: each record is read and
+        deleted under the map's bucket lock."""
+        keys, vals = self.prog.take_hash("newfiles", NEWFILE_ID, wire.NEWFILE,
+                                         self.newfiles_cap)
+        return vals[:, 0], keys["id"]
 
     def counters(self) -> dict[str, int]:
         """Cumulative kernel-side counters (lost events, overflows)."""
@@ -166,6 +193,15 @@ class SyscallProbe:
         if self.prog is not None:
             self.prog.close()
             self.prog = None
+
+
+def _flag(plan_: Plan, name: str) -> int:
+    return int(next(f.split("=")[1] for f in plan_.cflags if f.startswith(f"-D{name}=")))
+
+
+NEWFILE_ID = np.dtype([("id", "<u8")])
+#: newfiles map size (the C default NEWFILES_MAX)
+NEWFILES_CAP = 262144
 
 
 def self_tgid() -> int:

@@ -110,10 +110,9 @@ def peers_by_pid(resolver) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
     if resolver is None:
         return out
-    for table in (getattr(resolver, "by_gen", {}), getattr(resolver, "fd0", {})):
-        for key, (kind, res) in list(table.items()):
-            if kind == "socket" and res and res.startswith("tcp:"):
-                out.setdefault(res, set()).add(int(key[0]))
+    for tgid, (kind, res) in resolver.socket_owners():
+        if kind == "socket" and res and res.startswith("tcp:") and tgid:
+            out.setdefault(res, set()).add(int(tgid))
     return out
 
 

@@ -28,7 +28,7 @@ SYSCALLS = (
     "mmap", "sendfile64", "copy_file_range", "splice", "io_uring_enter",
     "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
     "connect", "accept", "accept4", "socket", "socketpair",
-    "dup", "dup2", "dup3", "fcntl", "pipe", "pipe2", "lseek",
+    "dup", "dup2", "dup3", "fcntl", "pipe", "pipe2", "lseek", "chdir", "fchdir",
 )
 SYS_ID = {name: i + 1 for i, name in enumerate(SYSCALLS)}
 SYS_NAME = {i + 1: name for i, name in enumerate(SYSCALLS)}
@@ -61,11 +61,22 @@ def op_for(syscall: str, kind: str) -> str:
 
 # enum ev_type
 EV_TYPES = {1: "open", 2: "close", 3: "socket", 4: "connect", 5: "accept", 6: "dup",
-            7: "pipe", 8: "fork", 9: "exec", 10: "exit", 11: "slow", 12: "mmap"}
-COUNTERS = ("lost_events", "agg_overflow", "fd_overflow", "target_overflow")
+            7: "pipe", 8: "fork", 9: "exec", 10: "exit", 11: "slow", 12: "mmap", 13: "chdir"}
+COUNTERS = ("lost_events", "agg_overflow", "fd_overflow", "target_overflow", "folded_dir",
+            "folded_proc", "newfile_lost")
 
-AGG_KEY = np.dtype([("tgid", "<u4"), ("tid", "<u4"), ("gen", "<u4"), ("fd", "<i4"),
-                    ("sys", "<u2"), ("pad", "<u2")])
+#: `agg_key.grain`: file (its own row), directory or process (folded: no room for the file)
+GRAINS = ("file", "dir", "proc")
+#: ids made unique at creation (sockets, pipes, long paths) have this bit; path hashes never
+ID_UNIQUE = 1 << 63
+NEWPATH_MAX = 256
+BASES = ("abs", "cwd", "dirfd")
+
+AGG_KEY = np.dtype([("id", "<u8"), ("tgid", "<u4"), ("tid", "<u4"), ("fd", "<i4"),
+                    ("sys", "<u2"), ("grain", "u1"), ("pad", "u1")])
+NEWFILE = np.dtype([("ts", "<u8"), ("seed", "<u8"), ("dir", "<u8"), ("tgid", "<u4"),
+                    ("dirfd", "<i4"), ("len", "<u2"), ("base", "<u2"), ("pad", "<u4"),
+                    ("path", f"S{NEWPATH_MAX}")])
 AGG_VAL = np.dtype([("count", "<u8"), ("bytes", "<u8"), ("errors", "<u8"),
                     ("lat_sum", "<u8"), ("lat_max", "<u8"), ("random_ops", "<u8"),
                     ("next_off", "<u8"),
@@ -77,17 +88,18 @@ class EventHeader(ct.Structure):
 
     _fields_ = [
         ("ts", ct.c_uint64), ("lat", ct.c_uint64), ("ret", ct.c_int64),
-        ("arg", ct.c_uint64), ("arg2", ct.c_uint64),
-        ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("gen", ct.c_uint32),
+        ("arg", ct.c_uint64), ("arg2", ct.c_uint64), ("id", ct.c_uint64),
+        ("tgid", ct.c_uint32), ("tid", ct.c_uint32),
         ("fd", ct.c_int32), ("fd2", ct.c_int32),
         ("type", ct.c_uint16), ("sys", ct.c_uint16), ("path_len", ct.c_uint16),
         ("addr_len", ct.c_uint16), ("addr", ct.c_uint8 * ADDR_MAX), ("comm", ct.c_char * 16),
+        ("pad", ct.c_uint32),
     ]
 
 
-EVENT_HDR_SIZE = ct.sizeof(EventHeader)  # 112; the path follows
+EVENT_HDR_SIZE = ct.sizeof(EventHeader)  # 120; the path follows
 # The same layout for struct.unpack (several times faster than ctypes per event).
-_HDR = struct.Struct("<QQqQQIIIiiHHHH28s16s")
+_HDR = struct.Struct("<QQqQQQIIiiHHHH28s16s4x")
 assert _HDR.size == EVENT_HDR_SIZE
 
 
@@ -101,7 +113,7 @@ class RawEvent(NamedTuple):
     tid: int
     fd: int
     fd2: int
-    gen: int
+    id: int
     ret: int
     lat: int
     arg: int
@@ -115,7 +127,7 @@ def decode_event(buf: bytes) -> RawEvent:
     """Decode one ring-buffer record (header + path_len bytes of path)."""
     if len(buf) < EVENT_HDR_SIZE:
         raise ValueError(f"short event record: {len(buf)} bytes")
-    (ts, lat, ret, arg, arg2, tgid, tid, gen, fd, fd2, typ, sys, path_len, addr_len, addr,
+    (ts, lat, ret, arg, arg2, id_, tgid, tid, fd, fd2, typ, sys, path_len, addr_len, addr,
      comm) = _HDR.unpack_from(buf)
     plen = min(path_len, len(buf) - EVENT_HDR_SIZE, PATH_MAX)
     path = bytes(buf[EVENT_HDR_SIZE:EVENT_HDR_SIZE + plen])
@@ -124,6 +136,6 @@ def decode_event(buf: bytes) -> RawEvent:
         path = path[:nul]
     nul = comm.find(b"\0")
     return RawEvent(ts=ts, type=EV_TYPES.get(typ, str(typ)), sys=SYS_NAME.get(sys, ""),
-                    tgid=tgid, tid=tid, fd=fd, fd2=fd2, gen=gen, ret=ret, lat=lat, arg=arg,
+                    tgid=tgid, tid=tid, fd=fd, fd2=fd2, id=id_, ret=ret, lat=lat, arg=arg,
                     arg2=arg2, comm=comm[:nul] if nul >= 0 else comm,
                     addr=addr[: min(addr_len, ADDR_MAX)], path=path)

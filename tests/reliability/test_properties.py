@@ -203,19 +203,21 @@ def _ev(**kw) -> bytes:
 
 
 @FAST
-@given(st.integers(3, 1000), st.integers(0, 1000), st.integers(1, 2**31))
-def test_dup_then_close_of_the_original_keeps_the_file(oldfd, newfd, gen):
+@given(st.integers(3, 1000), st.integers(0, 1000), st.integers(1, 2**48))
+def test_dup_then_close_of_the_original_keeps_the_file(oldfd, newfd, seq):
+    """An evented fd (unique id) duplicated, then the original closed: the copy still names
+    the file after the retire delay."""
     if oldfd == newfd:
         return
+    uid = wire.ID_UNIQUE | seq
     r = Resolver(proc_root="/nonexistent", boot_offset_ns=0)
     ev = lambda **kw: wire.decode_event(_ev(tgid=77, tid=77, comm=b"dd", **kw))  # noqa: E731
-    r.on_event(ev(type=1, sys=wire.SYS_ID["openat"], fd=oldfd, fd2=-100, gen=gen, path=b"/d/f"))
-    r.on_event(ev(type=6, sys=wire.SYS_ID["dup2"], fd=newfd, fd2=oldfd, gen=gen))
-    r.on_event(ev(type=2, sys=wire.SYS_ID["close"], fd=oldfd, gen=gen))
+    r.on_event(ev(type=1, sys=wire.SYS_ID["openat"], fd=oldfd, fd2=-100, id=uid, path=b"/d/f"))
+    r.on_event(ev(type=6, sys=wire.SYS_ID["dup2"], fd=newfd, fd2=oldfd, id=uid))
+    r.on_event(ev(type=2, sys=wire.SYS_ID["close"], fd=oldfd, id=uid))
     r.after_drain()
     r.after_drain()
-    assert r.resource(77, newfd, gen) == ("file", "/d/f")
-
+    assert r.resource(77, newfd, uid) == ("file", "/d/f")
 
 
 # --- /proc/net tables and per-CPU histograms ---------------------------------------------------
@@ -244,7 +246,7 @@ def test_read_proc_net_never_raises_on_damaged_lines(tmp_path_factory, lines):
 def test_trimmed_histograms_pad_back_to_the_kernel_rows(rows):
     import numpy as np
 
-    from iolens.collector.live import _trimmed_lists
+    from iolens.collector.iotable import _trimmed_lists
 
     hist = np.array(rows, dtype=np.uint64)
     got = _trimmed_lists(hist).to_pylist()
