@@ -24,7 +24,7 @@ h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;margin-top:1.5em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;
 text-align:left;font-size:.9em}.high{color:#b00;font-weight:bold}.warn{color:#a60}
 .info{color:#068}.verdict{font-size:1.2em;padding:.5em;border-left:6px solid #888}
-.bound{border-color:#b00}.free{border-color:#080}figure{margin:1em 0}svg{max-width:100%;
+.bound{border-color:#b00}.free{border-color:#080}.incomplete{border-color:#c80;background:#fff6e0}figure{margin:1em 0}svg{max-width:100%;
 height:auto}"""
 TOP_PIDS = 8
 
@@ -138,6 +138,12 @@ def _findings_html(findings: list) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _verdict_class(v: Any) -> str:
+    """CSS class of the verdict line: bound, free, or incomplete (a capture too incomplete to
+    tell, never shown as the all-clear)."""
+    return "incomplete" if v.io_bound is None else "bound" if v.io_bound else "free"
+
+
 def build_html(report: Any, comparison: Any = None) -> str:
     """The whole report as one HTML string."""
     v = report.verdict
@@ -146,7 +152,7 @@ def build_html(report: Any, comparison: Any = None) -> str:
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>iolens analyze "
              f"{html.escape(report.capture)}</title><style>{CSS}</style></head><body>",
              f"<h1>iolens analyze: {html.escape(report.capture)}</h1>",
-             f"<p class='verdict {'bound' if v.io_bound else 'free'}'>"
+             f"<p class='verdict {_verdict_class(v)}'>"
              f"{html.escape(v.summary)}</p>",
              "<h2>Findings</h2>", _findings_html(report.findings)]
     if comparison is not None:

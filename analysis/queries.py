@@ -125,13 +125,34 @@ SELECT host, pid, resource, COUNT(*) AS opens FROM events
 WHERE type = 'open' AND resource IS NOT NULL GROUP BY host, pid, resource"""
 
 
+#: health columns added after the first captures: summed when present, else NULL
+HEALTH_LATER = ("ops", "folded_dir", "folded_proc", "new_files", "newfile_lost", "events",
+                "event_backlog", "unresolved_ops")
+
+
 def health_sql(eng: Engine) -> str:
-    """Capture health totals."""
-    return """
+    """Capture health totals (columns a capture's files lack come out NULL), and the
+    interval lengths' spread (how late the flips were)."""
+    have = set(eng.columns("health"))
+    later = ", ".join(f"SUM({c}) AS {c}" if c in have else f"CAST(NULL AS BIGINT) AS {c}"
+                      for c in HEALTH_LATER)
+    return f"""
 SELECT COUNT(*) AS intervals, SUM(lost_events) AS lost_events,
        SUM(agg_overflow) AS agg_overflow, SUM(fd_overflow) AS fd_overflow,
-       SUM(io_rows) AS io_rows, SUM(event_rows) AS event_rows
+       SUM(io_rows) AS io_rows, SUM(event_rows) AS event_rows, {later},
+       MAX(interval_s) AS max_interval_s, MEDIAN(interval_s) AS median_interval_s
 FROM health"""
+
+
+def stretched_sql(eng: Engine, target_s: float) -> str:
+    """Intervals more than 20% longer than the recording's interval (late flips)."""
+    return f"SELECT COUNT(*) AS n FROM health WHERE interval_s > {1.2 * float(target_s)!r}"
+
+
+def grain_sql(eng: Engine) -> str:
+    """Ops per io grain (captures from before grains: all 'file')."""
+    g = "COALESCE(grain, 'file')" if "grain" in eng.columns("io") else "'file'"
+    return f"SELECT {g} AS grain, SUM(count) AS ops FROM io GROUP BY 1"
 
 
 def block_sql(eng: Engine) -> str:
@@ -192,6 +213,7 @@ QUERIES = {
     "intervals": ("io", intervals_sql), "timeline": ("io", timeline_sql),
     "procs": ("procs", procs_sql), "events": ("events", events_sql),
     "opens": ("events", opens_sql), "health": ("health", health_sql),
+    "grains": ("io", grain_sql),
     "block": ("block", block_sql), "pagecache": ("pagecache", pagecache_sql),
     "faults": ("faults", faults_sql), "tcp": ("tcp", tcp_sql),
 }

@@ -40,7 +40,8 @@ def _evidence_text(ev: dict[str, Any]) -> str:
 def render(report: Any, console: Console, top_n: int = 10) -> None:
     """Print the whole report."""
     v = report.verdict
-    style = "bold red" if v.io_bound else "bold green"
+    # incomplete capture (io_bound None): neither the all-clear green nor the red verdict
+    style = "bold yellow" if v.io_bound is None else "bold red" if v.io_bound else "bold green"
     console.print(Panel(Text(v.summary, style=style),
                         title=f"iolens analyze: {report.capture}", expand=False))
     render_findings(report.findings, console)

@@ -92,6 +92,10 @@ def health_summary(r: Reduced, metas: list, skipped: list[tuple[str, str]],
         from iolens.analysis.thresholds import merge
         th = merge(None)
     out["clock"] = clock_summary(metas, th["clock_max_error_ms"])
+    from iolens.analysis import coverage
+
+    cov = coverage.measure(r, th)
+    out["coverage"] = cov.to_json()
     out["hosts"], out["shared_pids"] = _hosts_and_shared_pids(r)
     out["notes"] = _notes(out)
     return out
@@ -162,6 +166,14 @@ def _notes(h: dict[str, Any]) -> list[str]:
     if h["agg_overflow"]:
         notes.append(f"{h['agg_overflow']:,} ops not counted (kernel map full): times and "
                      "counts are underestimates")
+    cov = h.get("coverage") or {}
+    if cov.get("folded_share", 0) > 0:
+        notes.append(f"{cov['folded_share']:.0%} of ops are counted per directory (rows of "
+                     "grain dir) or per process, not per file: more files than --max-keys per "
+                     "interval; totals stay exact")
+    if cov.get("stretched_intervals"):
+        notes.append(f"{cov['stretched_intervals']} interval(s) ran more than 20% long (the "
+                     "collector fell behind): rates in them are averaged over the longer span")
     for probe, why in h["probes_skipped"].items():
         what = "hook or syscall" if ":" in probe else "probe"
         notes.append(f"{what} {probe} skipped ({why}): rules that need it judge on weaker "

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from iolens.analysis import coverage
 from iolens.analysis.rules._common import Ctx, blocked_io, role_key, sum_by
 from iolens.analysis.rules.workload import wait_on_peers
 
@@ -22,16 +23,20 @@ MAIN_ROLES = ("trainer", "rank", "inference-server", "checkpoint-writer")
 
 @dataclass
 class Verdict:
-    io_bound: bool
+    io_bound: bool | None  # None: the capture is too incomplete to say "not I/O-bound"
     io_time_fraction: float
     summary: str
     data_wait_fraction: float = 0.0
     per_role: dict[str, dict[str, Any]] = field(default_factory=dict)
+    coverage: Any = None   # analysis.coverage.Coverage
 
     def to_json(self) -> dict[str, Any]:
+        cov = self.coverage.to_json() if self.coverage is not None else None
         return {"io_bound": self.io_bound, "io_time_fraction": round(self.io_time_fraction, 4),
                 "summary": self.summary, "data_wait_fraction": round(self.data_wait_fraction, 4),
-                "per_role": self.per_role}
+                "per_role": self.per_role,
+                "capture_complete": cov["capture_complete"] if cov else True,
+                "coverage": cov}
 
 
 def decide(ctx: Ctx) -> Verdict:
@@ -59,8 +64,14 @@ def decide(ctx: Ctx) -> Verdict:
     main = [v["io_time_fraction"] for k, v in per_role.items() if k in MAIN_ROLES]
     data_wait = max([v["wait_fraction"] for v in per_role.values()] or [0.0])
     io_bound = frac >= th["io_bound_fraction"] or any(m >= th["io_bound_fraction"] for m in main)
-    return Verdict(io_bound, frac, _summary(io_bound, frac, per_role, data_wait, th),
-                   data_wait, per_role)
+    cov = coverage.measure(ctx.reduced, th)
+    summary = _summary(io_bound, frac, per_role, data_wait, th)
+    if not cov.complete:
+        # what was not seen may be exactly where the time went: never "not I/O-bound" here
+        summary = coverage.headline(cov) + ". " + (
+            summary if io_bound else "Seen: " + summary.replace("not I/O-bound: ", "", 1))
+    return Verdict(io_bound if (io_bound or cov.complete) else None, frac, summary,
+                   data_wait, per_role, cov)
 
 
 def _substantial(ctx: Ctx) -> dict[int, dict[str, Any]]:

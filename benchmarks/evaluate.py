@@ -51,6 +51,9 @@ def steps(quick: bool, res: Path) -> list[tuple[str, list[str], int]]:
         ("startup", ["benchmarks/startup.py", "--repeats", "2" if q else "5"], 600),
         ("capacity", ["benchmarks/capacity.py", "--secs", "1.5" if q else "3"]
          + (["--parts", "rate,keys"] if q else []), 1200),
+        ("smallfiles", ["benchmarks/smallfiles.py", "--rounds", "1" if q else "3",
+                        "--seconds", "3" if q else "10"]
+         + (["--skip-epoch"] if q else ["--epoch-files", "500000"]), 2400),
         ("workloads", ["benchmarks/workloads.py", "--rounds", "1" if q else "2",
                        "--seconds", "0.5" if q else "1.5"], 1800),
         ("scenarios", ["benchmarks/scenarios/run_suite.py", "--seconds", "5" if q else "15",

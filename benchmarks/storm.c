@@ -11,6 +11,11 @@
  *                                         SECS per step, 1 s pause between steps
  *   storm keys -n N -d SECS DIR           N fds on one file (one process per 10k), each
  *                                         pread once per 0.5 s
+ *   storm files -n N -t PROCS DIR          the first epoch of a small-file loader: PROCS forked
+ *                                         processes open, fstat, read and close each of the N
+ *                                         files DIR/classCCCC/imgNNNNNNN.bin (made by
+ *                                         wl_smallfiles.py, 200 dirs) once, in a shuffled order;
+ *                                         JSON line: files, bytes, secs, files_per_s
  *
  * -w: set everything up, print "ready", then wait for SIGUSR1 before the timed part (lets a
  * tracer attach to the pid first). Setup (file creation, warm-up) is never timed.
@@ -386,10 +391,75 @@ static int cmd_keys(long nkeys, double secs, const char *dir)
     return 0;
 }
 
+/* The first epoch of a small-file loader (see the header). Each process takes every
+ * PROCS-th file of a permutation; a pipe carries its counts back. */
+static int cmd_files(long n, int procs, const char *dir)
+{
+    long *perm = malloc(sizeof(long) * n);
+    if (!perm)
+        die("malloc");
+    for (long i = 0; i < n; i++)
+        perm[i] = i;
+    srand(7);
+    for (long i = n - 1; i > 0; i--) {
+        long j = ((long)rand() * RAND_MAX + rand()) % (i + 1);
+        long t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    int fds[64][2];
+    if (procs < 1 || procs > 64)
+        procs = 2;
+    ready();
+    double t0 = now_s(CLOCK_MONOTONIC);
+    for (int w = 0; w < procs; w++) {
+        if (pipe(fds[w]) != 0)
+            die("pipe");
+        if (fork() == 0) {
+            static char buf[16384];
+            char p[4096];
+            long files = 0, bytes = 0;
+            for (long k = w; k < n; k += procs) {
+                long i = perm[k];
+                snprintf(p, sizeof(p), "%s/class%04ld/img%07ld.bin", dir, i % 200, i);
+                int fd = open(p, O_RDONLY);
+                if (fd < 0)
+                    continue;
+                struct stat st;
+                fstat(fd, &st);
+                ssize_t r = read(fd, buf, st.st_size + 1 < (off_t)sizeof(buf) ? st.st_size + 1 : sizeof(buf));
+                read(fd, buf, 1);
+                close(fd);
+                files++;
+                bytes += r > 0 ? r : 0;
+            }
+            long out[2] = {files, bytes};
+            if (write(fds[w][1], out, sizeof(out)) != sizeof(out))
+                _exit(1);
+            _exit(0);
+        }
+        close(fds[w][1]);
+    }
+    long files = 0, bytes = 0;
+    for (int w = 0; w < procs; w++) {
+        long got[2] = {0, 0};
+        if (read(fds[w][0], got, sizeof(got)) == sizeof(got)) {
+            files += got[0];
+            bytes += got[1];
+        }
+        wait(NULL);
+    }
+    double secs = now_s(CLOCK_MONOTONIC) - t0;
+    printf("{\"files\": %ld, \"bytes\": %ld, \"secs\": %.6f, \"files_per_s\": %.1f}\n", files,
+           bytes, secs, files / secs);
+    free(perm);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: storm bench|rate|ramp|keys [options] DIR [RATES...]\n");
+        fprintf(stderr, "usage: storm bench|rate|ramp|keys|files [options] DIR [RATES...]\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -422,6 +492,8 @@ int main(int argc, char **argv)
         return cmd_ramp(secs, dir, argc - optind - 1, argv + optind + 1);
     if (!strcmp(cmd, "keys"))
         return cmd_keys(nkeys, secs, dir);
+    if (!strcmp(cmd, "files"))
+        return cmd_files(nkeys, threads, dir);
     fprintf(stderr, "storm: unknown command %s\n", cmd);
     return 2;
 }

@@ -49,6 +49,10 @@ def make_files(data: str, files: int, dirs: int, seed: int = 7) -> list[tuple[st
     return out
 
 
+#: per file [samples, bytes] of this process, when --per-file asks (small loads: tests)
+PER_FILE: dict[str, list[int]] | None = None
+
+
 def load_one(path: str, per_dir: dict[str, list[int]]) -> int:
     """One sample as a Dataset's __getitem__ reads a small image: open, fstat, read
     (size + 1), read (EOF), close. Counts it into per_dir; returns the bytes read."""
@@ -60,15 +64,23 @@ def load_one(path: str, per_dir: dict[str, list[int]]) -> int:
     acc = per_dir.setdefault(os.path.dirname(path), [0, 0])
     acc[0] += 1
     acc[1] += len(data)
+    if PER_FILE is not None:
+        f = PER_FILE.setdefault(path, [0, 0])
+        f[0] += 1
+        f[1] += len(data)
     return len(data)
 
 
 def counts(per_dir: dict[str, list[int]], secs: float) -> dict:
     """A process's truth: per directory [files, bytes], and its syscall counts."""
     files = sum(v[0] for v in per_dir.values())
-    return {"pid": os.getpid(), "files": files, "bytes": sum(v[1] for v in per_dir.values()),
-            "opens": files, "fstats": files, "reads": 2 * files, "closes": files,
-            "per_dir": per_dir, "secs": secs}
+    out = {"pid": os.getpid(), "files": files, "bytes": sum(v[1] for v in per_dir.values()),
+           "opens": files, "fstats": files, "reads": 2 * files, "closes": files,
+           "per_dir": per_dir, "secs": secs}
+    if PER_FILE is not None:
+        out["per_file"] = dict(PER_FILE)
+        PER_FILE.clear()
+    return out
 
 
 def warm(items: list[tuple[str, int]]) -> dict:
@@ -154,12 +166,16 @@ def main() -> int:
     ap.add_argument("--work-us", type=float, default=3.0)
     ap.add_argument("--truth")
     ap.add_argument("--prepare", action="store_true", help="only make the file set")
+    ap.add_argument("--per-file", action="store_true",
+                    help="also count per file in the truth (small loads)")
     ap.add_argument("--no-warm", action="store_true",
                     help="no warm-up pass (first epoch: every file is new to the tracer)")
     args = ap.parse_args()
     if args.prepare:
         make_files(args.data, args.files, args.dirs)
         return 0
+    global PER_FILE
+    PER_FILE = {} if args.per_file else None
     truth = run(args)
     if args.truth:
         with open(args.truth, "w") as f:

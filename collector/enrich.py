@@ -416,13 +416,17 @@ class Resolver:
             return res
         res = self.fd0.get((tgid, fd))
         if res is None:
-            res = self._link_res(tgid, fd)
-            if res[0] == "other" and res[1] is None:
-                parent = self.procs.get(tgid)
-                if parent and parent.ppid:
-                    pres = self._current_res(parent.ppid, fd)
-                    if pres is not None:
-                        res = pres
+            info = self.procs.get(tgid)
+            res = None
+            if info is not None and info.ppid and info.fork_copy is not None:
+                # forked under tracing: an fd it never opened was inherited, and the parent's
+                # table says what it is; /proc would show what the number holds *now* (a
+                # worker reuses the number of an inherited pipe it closed for its data files)
+                res = self._current_res(info.ppid, fd)
+            if res is None:
+                res = self._link_res(tgid, fd)
+                if res == ("other", None) and info is not None and info.ppid:
+                    res = self._current_res(info.ppid, fd) or res  # gone: ask the parent
             self.fd0[(tgid, fd)] = res
         return res
 

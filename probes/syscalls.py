@@ -90,7 +90,7 @@ def plan(*, filter_mode: int, self_tgid: int, slow_ns: int, max_keys: int,
 
 def coarse_for(max_keys: int) -> int:
     """Size of the coarse (directory / process grain) map for a file-grain map of max_keys."""
-    return max(4096, min(65536, max_keys // 2))
+    return max(1024, min(65536, max_keys // 2))
 
 
 def _read(path: Path) -> str:

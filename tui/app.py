@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -42,6 +43,21 @@ from iolens.tui.widgets.panels import (HealthBar, VerdictPanel, finding_text, he
 from iolens.tui.widgets.tables import HotTable
 
 SourceLike = Source | Callable[[], Source]
+
+
+def _coverage_line(snap: Snapshot | None) -> str:
+    """What the capture missed over the window ('' when nothing): ops not counted, intervals
+    that ran long, ops without a name (see analysis/coverage.py)."""
+    if snap is None or not snap.intervals_seen:
+        return ""
+    from iolens.analysis import coverage
+    from iolens.analysis.thresholds import merge
+
+    io = snap.window.get("io")
+    ops = int(pc.sum(io.column("count")).as_py() or 0) if io is not None else 0
+    cov = coverage.of_window(snap.window.get("health"), ops,
+                             snap.meta.interval_s or snap.interval_s, merge(None))
+    return coverage.headline(cov)
 CATCH_UP = 30  # intervals folded into one frame at most
 
 #: every key of the main screen: (key, action, description, shown in footer). The help
@@ -383,7 +399,8 @@ class TopApp(App[int]):
         window_s = snap.window_s if snap else 0.0
         have = bool(snap and snap.intervals_seen) and self.verdict_runs > 0
         self.main.query_one("#verdicts", VerdictPanel).update(
-            finding_text(self.findings, self._verdict_error, window_s, have))
+            finding_text(self.findings, self._verdict_error, window_s, have,
+                         _coverage_line(snap)))
 
     def _render_tables(self) -> None:
         """Fill the visible tab's table (hidden tabs are filled when they are shown)."""

@@ -62,9 +62,12 @@ class HealthBar(Static):
 
 
 def finding_text(findings: Sequence[Any], error: str | None, window_s: float,
-                 have_data: bool) -> Text:
-    """One line per finding: severity, category, title, culprit."""
+                 have_data: bool, coverage: str = "") -> Text:
+    """One line per finding: severity, category, title, culprit. `coverage`: what the
+    capture missed in the window, said first (empty when it saw everything)."""
     t = Text()
+    if coverage and have_data:
+        t.append(coverage + "\n", style="bold yellow")
     if error:
         t.append(f"rules failed: {error}", style="red")
         return t
