@@ -412,26 +412,16 @@ def s_smallfiles(r: Results) -> str:
     out = r.provenance("smallfiles", d)
     out += (f"Steady state: {d['files']:,} files of 1–8 KiB in 200 directories, 2 forked "
             f"workers, {d['seconds']:g} s per run, {d['rounds']} interleaved rounds "
-            "(order rotating).
-
-")
+            "(order rotating).\n\n")
     out += table(_SF_HEAD, _sf_rows(d["steady_summary"]))
     if d.get("epoch_summary"):
         n = d["epoch_files"]
-        out += (f"
-
-First epoch, Python loader: {n:,} distinct files, each read once (every "
-                "open is of a file new to the tracer).
-
-")
+        out += (f"\n\nFirst epoch, Python loader: {n:,} distinct files, each read once (every "
+                "open is of a file new to the tracer).\n\n")
         out += table(_SF_HEAD, _sf_rows(d["epoch_summary"]))
-        out += (f"
-
-First epoch, C loader (`storm files`, 2 processes, {n:,} files): the "
+        out += (f"\n\nFirst epoch, C loader (`storm files`, 2 processes, {n:,} files): the "
                 "highest new-file rate this machine makes. Exactness here is the bytes read "
-                "from the file set (the C loader keeps no per-directory counts).
-
-")
+                "from the file set (the C loader keeps no per-directory counts).\n\n")
         srows = []
         for v, xs in d["storm"].items():
             if not xs:
@@ -451,8 +441,7 @@ First epoch, C loader (`storm files`, 2 processes, {n:,} files): the "
             srows.append(row)
         out += table(["variant", "runs", "files/s (median)", "new files per run",
                       "new files lost", "ops not counted", "interval s", "bytes exact"], srows)
-    return out + "
-"
+    return out + "\n"
 
 
 def targets(r: Results) -> list[tuple[str, str, bool | str | None]]:

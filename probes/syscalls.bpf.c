@@ -60,7 +60,10 @@ typedef int rwf_t;
 #define MAX_TARGETS 65536
 #endif
 #ifndef RB_PAGES
-#define RB_PAGES 4096
+/* 8 MiB: opens no longer pass through it (paths go once per file through `newfiles`), and
+ * every page of it that the consumer has read stays in the recorder's RSS (16 MiB cost 32 MB
+ * of RSS: the data area is mapped twice) */
+#define RB_PAGES 2048
 #endif
 #ifndef PER_THREAD
 #define PER_THREAD 0
