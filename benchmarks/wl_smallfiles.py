@@ -180,7 +180,7 @@ def main() -> int:
     if args.truth:
         with open(args.truth, "w") as f:
             json.dump(truth, f)
-    summary = {k: v for k, v in truth.items() if k != "workers"}
+    summary = {k: v for k, v in truth.items() if k not in ("workers", "main")}
     print(json.dumps(summary))
     return 0
 

@@ -97,8 +97,9 @@ BPF_TABLE("hash", struct agg_key, struct agg_val, agg0, MAX_KEYS);
 BPF_TABLE("hash", struct agg_key, struct agg_val, agg1, MAX_KEYS);
 BPF_TABLE("hash", struct agg_key, struct agg_val, aggc0, COARSE_KEYS);
 BPF_TABLE("hash", struct agg_key, struct agg_val, aggc1, COARSE_KEYS);
-/* ctl[0]: active map pair; ctl[1], ctl[2]: directory keys made in aggc0 / aggc1 */
-BPF_ARRAY(ctl, u32, 3);
+/* ctl[0]: active map pair; ctl[1], ctl[2]: directory keys made in aggc0 / aggc1; ctl[3],
+ * ctl[4]: agg0 / agg1 found full this interval */
+BPF_ARRAY(ctl, u32, 5);
 BPF_PERCPU_ARRAY(counters, u64, CNT_MAX);
 /* an all-zero agg_val to initialise new keys from (too large for the 512-byte BPF stack
  * twice over) */
@@ -268,7 +269,18 @@ static __always_inline int agg_add(u32 tgid, u32 tid, s32 fd, struct fd_val *fv,
     struct agg_val *v = 0;
     int fine = 0;
     if (!fv || !fv->coarse) {
-        v = sel ? agg1.lookup_or_try_init(&key, zero) : agg0.lookup_or_try_init(&key, zero);
+        /* Once an insert failed this interval the map is full until the flip: look up only
+         * (a key made earlier still gets every op: rows stay all-or-nothing), no insert that
+         * would fail again */
+        u32 fidx = 3 + sel;
+        u32 *full = ctl.lookup(&fidx);
+        if (full && *full) {
+            v = sel ? agg1.lookup(&key) : agg0.lookup(&key);
+        } else {
+            v = sel ? agg1.lookup_or_try_init(&key, zero) : agg0.lookup_or_try_init(&key, zero);
+            if (!v && full)
+                *full = 1;
+        }
         fine = v != 0;
     }
     if (!v) {
@@ -420,6 +432,21 @@ struct iolens_x86_regs {
     unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax;
 };
 
+/* Argument registers of the syscall now exiting (saved at entry, unchanged since). */
+static __always_inline void syscall_args(u64 *a0, u64 *a1, u64 *a2, u64 *a3)
+{
+    struct iolens_x86_regs *r =
+        (struct iolens_x86_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    if (a0)
+        bpf_probe_read_kernel(a0, sizeof(*a0), &r->di);
+    if (a1)
+        bpf_probe_read_kernel(a1, sizeof(*a1), &r->si);
+    if (a2)
+        bpf_probe_read_kernel(a2, sizeof(*a2), &r->dx);
+    if (a3)
+        bpf_probe_read_kernel(a3, sizeof(*a3), &r->r10);
+}
+
 /* Exit-only data/sync op: filter, then fd (argument 0, or 2 for the destination fd of
  * copy_file_range/splice) and position (argument 3) from the saved registers. */
 static __always_inline int on_exit_regs(u16 sys, s64 ret, int sized, int posarg)
@@ -540,9 +567,24 @@ SYNC_FD(lseek, SYS_LSEEK, args->fd)
 #endif
 
 /* ---- path-based metadata ops: counted per process (fd -100) --------------------------- */
+#if EXIT_ONLY
+/* Exit-only (no latency): a stat op on fd `fd` (-100: by path, per process). */
+static __always_inline int stat_done(u16 sys, s64 ret, s32 fd)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
+    if (!wanted(tgid))
+        return 0;
+    agg_add(tgid, tid, fd, fd < 0 ? 0 : fd_get(tgid, fd), sys, ret, 0, 0, 0, -1);
+    return 0;
+}
+#define PATH_OP(name, SYS)                                                                   \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return stat_done(SYS, args->ret, -100); }
+#else
 #define PATH_OP(name, SYS)                                                                   \
     TRACEPOINT_PROBE(syscalls, sys_enter_##name) { return on_enter(SYS, -100, 0, 0); }      \
     TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return on_exit_fd(SYS, args->ret, 0, 0); }
+#endif
 #ifdef HAVE_newstat
 PATH_OP(newstat, SYS_NEWSTAT)
 #endif
@@ -552,30 +594,45 @@ PATH_OP(newlstat, SYS_NEWLSTAT)
 /* fstat(fd) is fstatat(fd, "", AT_EMPTY_PATH) in current glibc (and statx likewise): such a
  * call is an op on the fd, counted against its file like a read; other calls are by path. */
 #define AT_EMPTY_PATH_IOLENS 0x1000
-static __always_inline s32 stat_fd(s64 dfd, u64 uptr, u64 flags)
+/* The flag alone decides (the name is not read: reading one byte of user memory cost about
+ * 150 ns a call, and a non-empty name with AT_EMPTY_PATH, a lookup relative to the dirfd,
+ * is rare enough to be counted on the dirfd). */
+static __always_inline s32 stat_fd(s64 dfd, u64 flags)
 {
-    if (!(flags & AT_EMPTY_PATH_IOLENS) || dfd < 0)
-        return -100;
-    /* An unreadable name (its page not present, as in a freshly forked child) is taken as
-     * the empty one: with AT_EMPTY_PATH that is what callers pass nearly always. */
-    char c = 0;
-    if (bpf_probe_read_user(&c, 1, (void *)uptr) == 0 && c != 0)
-        return -100;
-    return (s32)dfd;
+    return ((flags & AT_EMPTY_PATH_IOLENS) && dfd >= 0) ? (s32)dfd : -100;
 }
+#if EXIT_ONLY
+#ifdef HAVE_newfstatat
+TRACEPOINT_PROBE(syscalls, sys_exit_newfstatat)
+{
+    u64 dfd = 0, flags = 0;
+    syscall_args(&dfd, 0, 0, &flags);
+    return stat_done(SYS_NEWFSTATAT, args->ret, stat_fd((s32)dfd, flags));
+}
+#endif
+#ifdef HAVE_statx
+TRACEPOINT_PROBE(syscalls, sys_exit_statx)
+{
+    u64 dfd = 0, flags = 0;
+    syscall_args(&dfd, 0, &flags, 0);
+    return stat_done(SYS_STATX, args->ret, stat_fd((s32)dfd, flags));
+}
+#endif
+#else
 #ifdef HAVE_newfstatat
 TRACEPOINT_PROBE(syscalls, sys_enter_newfstatat)
 {
-    return on_enter(SYS_NEWFSTATAT, stat_fd((s32)args->dfd, (u64)args->filename, args->flag), 0, 0);
+    return on_enter(SYS_NEWFSTATAT, stat_fd((s32)args->dfd, args->flag), 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_newfstatat) { return on_exit_fd(SYS_NEWFSTATAT, args->ret, 0, 0); }
 #endif
 #ifdef HAVE_statx
 TRACEPOINT_PROBE(syscalls, sys_enter_statx)
 {
-    return on_enter(SYS_STATX, stat_fd((s32)args->dfd, (u64)args->filename, args->flags), 0, 0);
+    return on_enter(SYS_STATX, stat_fd((s32)args->dfd, args->flags), 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_statx) { return on_exit_fd(SYS_STATX, args->ret, 0, 0); }
+#endif
 #endif
 
 /* ---- opens: the file's identity, its path handed over once --------------------------- */
@@ -646,23 +703,19 @@ static __always_inline int open_long(u16 sys, u32 tgid, u32 tid, s32 fd, s32 dir
     return 0;
 }
 
-static __always_inline int on_exit_open(u16 sys, s64 ret)
+/* A completed open (dirfd and path pointer as passed, `lat` 0 without latency). */
+static __always_inline int open_done(u16 sys, s64 ret, u32 tgid, u32 tid, s32 dirfd, u64 uptr,
+                                     u64 lat)
 {
-    u64 lat = 0;
-    struct start_t *s = take_start(sys, &lat);
-    if (!s)
-        return 0;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
     if (ret < 0) {  /* failed opens are rare events: one each, with the path */
         agg_add(tgid, tid, -1, 0, sys, ret, lat, 0, 0, -1);
         struct event *e = ev_new(EV_OPEN, sys, tgid, tid);
         if (!e)
             return 0;
-        e->fd2 = s->fd;
+        e->fd2 = dirfd;
         e->ret = ret;
         e->lat = lat;
-        ev_path(e, s->arg);
+        ev_path(e, uptr);
         ev_send(e);
         return 0;
     }
@@ -671,11 +724,11 @@ static __always_inline int on_exit_open(u16 sys, s64 ret)
     struct newfile *nf = nf_scratch.lookup(&z);
     if (!nf)
         return 0;
-    int n = bpf_probe_read_user_str(nf->path, NEWPATH_MAX, (void *)s->arg);
+    int n = bpf_probe_read_user_str(nf->path, NEWPATH_MAX, (void *)uptr);
     if (n <= 0 || n >= NEWPATH_MAX)  /* unreadable, or possibly cut: no stable identity */
-        return open_long(sys, tgid, tid, fd, s->fd, ret, lat, s->arg);
+        return open_long(sys, tgid, tid, fd, dirfd, ret, lat, uptr);
     u16 base = BASE_ABS;
-    u64 seed = path_seed(tgid, s->fd, nf->path[0], &base);
+    u64 seed = path_seed(tgid, dirfd, nf->path[0], &base);
     u64 dir = 0;
     u64 id = path_id(nf->path, (u32)n - 1, seed, &dir);
     struct fd_val fv = {.id = id, .dir = dir};
@@ -689,7 +742,7 @@ static __always_inline int on_exit_open(u16 sys, s64 ret)
     nf->seed = seed;
     nf->dir = dir;
     nf->tgid = tgid;
-    nf->dirfd = s->fd;
+    nf->dirfd = dirfd;
     nf->len = (u16)(n - 1);
     nf->base = base;
     if (!hand_over(nf, id, sys, tid, fd, ret, lat)) {
@@ -699,37 +752,56 @@ static __always_inline int on_exit_open(u16 sys, s64 ret)
     return 0;
 }
 
-#define OPEN_OP(name, SYS, dirfd, pathptr)                                                   \
+static __always_inline int on_exit_open(u16 sys, s64 ret)
+{
+    u64 lat = 0;
+    struct start_t *s = take_start(sys, &lat);
+    if (!s)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    return open_done(sys, ret, pid_tgid >> 32, (u32)pid_tgid, s->fd, s->arg, lat);
+}
+
+#if EXIT_ONLY
+/* Exit-only (no latency): dirfd and path pointer from the saved argument registers; `at`: the
+ * call takes a dirfd first (openat, openat2), else the path is argument 0 (open, creat). */
+static __always_inline int open_exit_regs(u16 sys, s64 ret, int at)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
+    if (!wanted(tgid))
+        return 0;
+    u64 a0 = 0, a1 = 0;
+    syscall_args(&a0, at ? &a1 : 0, 0, 0);
+    return open_done(sys, ret, tgid, (u32)pid_tgid, at ? (s32)a0 : AT_FDCWD_IOLENS,
+                     at ? a1 : a0, 0);
+}
+#define OPEN_OP(name, SYS, dirfd, pathptr, at)                                               \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return open_exit_regs(SYS, args->ret, at); }
+#else
+#define OPEN_OP(name, SYS, dirfd, pathptr, at)                                               \
     TRACEPOINT_PROBE(syscalls, sys_enter_##name) {                                           \
         return on_enter(SYS, (s32)(dirfd), (u64)(pathptr), 0);                               \
     }                                                                                        \
     TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return on_exit_open(SYS, args->ret); }
+#endif
 #ifdef HAVE_openat
-OPEN_OP(openat, SYS_OPENAT, args->dfd, args->filename)
+OPEN_OP(openat, SYS_OPENAT, args->dfd, args->filename, 1)
 #endif
 #ifdef HAVE_openat2
-OPEN_OP(openat2, SYS_OPENAT2, args->dfd, args->filename)
+OPEN_OP(openat2, SYS_OPENAT2, args->dfd, args->filename, 1)
 #endif
 #ifdef HAVE_open
-OPEN_OP(open, SYS_OPEN, -100, args->filename)
+OPEN_OP(open, SYS_OPEN, -100, args->filename, 0)
 #endif
 #ifdef HAVE_creat
-OPEN_OP(creat, SYS_CREAT, -100, args->pathname)
+OPEN_OP(creat, SYS_CREAT, -100, args->pathname, 0)
 #endif
 
 /* ---- close: forget what the fd was, tell user space ------------------------------------ */
 #ifdef HAVE_close
-TRACEPOINT_PROBE(syscalls, sys_enter_close) { return on_enter(SYS_CLOSE, args->fd, 0, 0); }
-TRACEPOINT_PROBE(syscalls, sys_exit_close)
+static __always_inline int close_done(s64 ret, u32 tgid, u32 tid, s32 fd, u64 lat)
 {
-    s64 ret = args->ret;  /* read first: clang may otherwise keep an offset ctx pointer */
-    u64 lat = 0;
-    struct start_t *s = take_start(SYS_CLOSE, &lat);
-    if (!s)
-        return 0;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
-    s32 fd = s->fd;
     struct fd_key k = {.tgid = tgid, .fd = fd};
     struct fd_val *fv = fd_get(tgid, fd);
     u64 id = id_of(fv);
@@ -751,6 +823,31 @@ TRACEPOINT_PROBE(syscalls, sys_exit_close)
     }
     return 0;
 }
+#if EXIT_ONLY
+TRACEPOINT_PROBE(syscalls, sys_exit_close)
+{
+    s64 ret = args->ret;  /* read first: clang may otherwise keep an offset ctx pointer */
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
+    if (!wanted(tgid))
+        return 0;
+    u64 fd = 0;
+    syscall_args(&fd, 0, 0, 0);
+    return close_done(ret, tgid, (u32)pid_tgid, (s32)fd, 0);
+}
+#else
+TRACEPOINT_PROBE(syscalls, sys_enter_close) { return on_enter(SYS_CLOSE, args->fd, 0, 0); }
+TRACEPOINT_PROBE(syscalls, sys_exit_close)
+{
+    s64 ret = args->ret;  /* read first: clang may otherwise keep an offset ctx pointer */
+    u64 lat = 0;
+    struct start_t *s = take_start(SYS_CLOSE, &lat);
+    if (!s)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    return close_done(ret, pid_tgid >> 32, (u32)pid_tgid, s->fd, lat);
+}
+#endif
 #endif
 
 /* ---- mmap of files: bytes mapped, and an event so faults can be attributed ------------ */

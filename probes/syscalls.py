@@ -169,8 +169,9 @@ class SyscallProbe:
                                          self.max_keys)
         ckeys, cvals = self.prog.take_hash(f"aggc{idle}", wire.AGG_KEY, wire.AGG_VAL,
                                            self.coarse_keys)
-        # the idle coarse map is empty again: its directory keys may be made afresh
+        # the idle pair is empty again: its directory keys may be made afresh, and it has room
         self.prog.array_set_u32("ctl", 1 + idle, 0)
+        self.prog.array_set_u32("ctl", 3 + idle, 0)
         if len(ckeys):
             keys = np.concatenate([keys, ckeys])
             vals = np.concatenate([vals, cvals])
