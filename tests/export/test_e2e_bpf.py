@@ -94,7 +94,7 @@ SLOW_MS = 0.1
 def test_slow_fsync_is_a_slice_on_its_thread_with_its_duration(tmp_path):
     """The workload's own clock brackets the fsync syscall, so BPF's enter-to-exit latency
     lies inside it (same CLOCK_MONOTONIC); how close the two are is measured by
-    benchmarks/latency_agreement.py, not asserted here."""
+    benchmarks/fault_timings.py, not asserted here."""
     result, cap = tmp_path / "result.json", tmp_path / "cap"
     with loop_fs(size_mb=256) as (mnt, _):
         data = Path(mnt) / "data.bin"
