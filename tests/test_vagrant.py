@@ -42,8 +42,8 @@ def test_provision_script_sets_up_a_working_venv(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "can trace" in proc.stdout
     assert (venv / "bin" / "iolens").exists()
-    assert os.readlink(bin_dir / "iolens") == str(venv / "bin" / "iolens")
     assert _link_state(HOST_LINK) == before, "provisioning changed the host's iolens link"
+    assert os.readlink(bin_dir / "iolens") == str(venv / "bin" / "iolens")
 
 
 def test_vagrantfile_validates():
