@@ -68,9 +68,10 @@ def test_demo_records_its_processes_and_exactly_its_io(made):
     assert meta["complete"] is True and meta["exit_code"] == 0 and meta["intervals"] > 0
     assert meta["command"][-2:] == ["-m", "iolens.collector.demo"]
     procs, io = _table(cap, "procs"), _table(cap, "io")
-    trainer = {r["pid"] for r in procs.to_pylist() if r["ppid"] not in set(procs["pid"].to_pylist())}
-    assert len(trainer) == 1, procs.to_pylist()
-    trainer = trainer.pop()
+    pids = set(procs["pid"].to_pylist())
+    roots = {r["pid"] for r in procs.to_pylist() if r["ppid"] not in pids}  # record's child
+    assert len(roots) == 1, procs.to_pylist()
+    trainer = roots.pop()
     workers = {r["pid"] for r in procs.to_pylist() if r["ppid"] == trainer}
     assert len(workers) == 2 * demo.EPOCHS  # two workers forked per epoch
     # each worker reads its half of the dataset once: whole files, every byte
