@@ -106,8 +106,8 @@ def stress(tmp: Path, seconds: float) -> dict[str, float]:
     import pyarrow.dataset as ds
 
     cap = tmp / "cap"
-    subprocess.run([C.IOLENS, "record", "-q", "-o", str(cap), "--", "timeout", "-s", "INT",
-                    str(seconds), "dd", "if=/dev/zero", "of=/dev/null", "bs=1"],
+    subprocess.run([C.IOLENS, "record", "-q", "-o", str(cap), "--", "timeout", "--foreground",
+                    "-s", "INT", str(seconds), "dd", "if=/dev/zero", "of=/dev/null", "bs=1"],
                    capture_output=True, timeout=seconds + 240)
     io = ds.dataset(str(cap / "io"), format="parquet").to_table()
     ops = pc.sum(io.filter(pc.equal(io["comm"], "dd"))["count"]).as_py() or 0

@@ -284,8 +284,12 @@ def test_highest_syscall_rate_counted_exactly_loss_recorded(tmp_path):
     which dd reports how many reads and writes it made: every one is counted, or counted as
     lost. Memory and rate are measured by benchmarks/fault_timings.py, not bounded here."""
     cap = tmp_path / "cap"
-    proc = subprocess.run([*IOLENS, "record", "-q", "-o", str(cap), "--", "timeout", "-s", "INT",
-                           str(STRESS_S), "dd", "if=/dev/zero", "of=/dev/null", "bs=1"],
+    # --foreground: timeout signals dd alone, once. Without it, it also signals its process
+    # group, and dd (whose SIGINT handler is one-shot) is sometimes killed by the second
+    # SIGINT before it prints its counts.
+    proc = subprocess.run([*IOLENS, "record", "-q", "-o", str(cap), "--", "timeout",
+                           "--foreground", "-s", "INT", str(STRESS_S), "dd", "if=/dev/zero",
+                           "of=/dev/null", "bs=1"],
                           capture_output=True, text=True, timeout=STRESS_S + 240, env=ENV)
     # timeout's own code for "stopped it on time": dd ran, unharmed, until its signal
     assert proc.returncode == 124, proc.stderr[-2000:]
