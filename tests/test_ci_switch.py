@@ -55,7 +55,7 @@ def _run(tmp_path: Path, **env: str) -> dict[str, int]:
     for name, text in SKIPPING.items():
         (tmp_path / name).write_text(text)
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("IOLENS_REQUIRE_BPF", "IOLENS_REQUIRE_ALL")}
+             if k not in ("IOLENS_REQUIRE_BPF", "IOLENS_REQUIRE_ALL", "PYTEST_ADDOPTS")}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider",
                            "-p", "no:randomly", "--continue-on-collection-errors", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
