@@ -65,6 +65,7 @@ def test_files_private_and_complete_after_close(tmp_path):
     assert pq.ParquetFile(next(out.glob("io/*.parquet"))).schema_arrow.field("bytes").metadata[b"unit"] == b"bytes"
 
 
+@pytest.mark.root  # chown to another uid
 def test_writer_refuses_existing_nonempty_dir_symlink_and_foreign_owner(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep")

@@ -1,7 +1,10 @@
-"""Test helper: a small ext4 filesystem on a loop device whose writeback is strictly limited.
+"""Test helper: a small ext4 filesystem on a loop device, optionally with its writeback
+strictly limited.
 
-Only this loop device's bdi gets `strict_limit` and a 1 MiB `max_bytes`, so writers to it are
-paused in balance_dirty_pages while the rest of the machine is untouched.
+`loop_fs`: a real block-device filesystem wherever the tests run (so an fsync of dirty data
+really writes blocks, even where /tmp is a tmpfs and fsync is a no-op).
+`throttled_fs`: only this loop device's bdi gets `strict_limit` and a 1 MiB `max_bytes`, so
+writers to it are paused in balance_dirty_pages while the rest of the machine is untouched.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ def _sh(*args: str, check: bool = True) -> str:
 
 
 @contextmanager
-def throttled_fs(size_mb: int = 256, max_dirty_bytes: int = 1 << 20):
-    """Yield (mountpoint, 'MAJ:MIN' of the loop device); unmount and detach afterwards."""
+def loop_fs(size_mb: int = 256, max_dirty_bytes: int | None = None):
+    """Yield (mountpoint, 'MAJ:MIN' of the loop device); unmount and detach afterwards.
+    max_dirty_bytes: limit this device's dirty page cache (None: the kernel's defaults)."""
     base = tempfile.mkdtemp(prefix="iolens-loop-", dir=os.path.dirname(os.path.abspath(__file__)))
     img, mnt = os.path.join(base, "img"), os.path.join(base, "mnt")
     os.mkdir(mnt)
@@ -32,11 +36,8 @@ def throttled_fs(size_mb: int = 256, max_dirty_bytes: int = 1 << 20):
         _sh("mount", dev, mnt)
         mounted = True
         majmin = open(f"/sys/block/{os.path.basename(dev)}/dev").read().strip()
-        bdi = f"/sys/class/bdi/{majmin}"
-        with open(f"{bdi}/strict_limit", "w") as f:
-            f.write("1")
-        with open(f"{bdi}/max_bytes", "w") as f:
-            f.write(str(max_dirty_bytes))
+        if max_dirty_bytes is not None:
+            _limit_dirty(majmin, max_dirty_bytes)
         yield mnt, majmin
     finally:
         if mounted:
@@ -44,3 +45,16 @@ def throttled_fs(size_mb: int = 256, max_dirty_bytes: int = 1 << 20):
         if dev:
             _sh("losetup", "-d", dev, check=False)
         _sh("rm", "-rf", base, check=False)
+
+
+def _limit_dirty(majmin: str, max_dirty_bytes: int) -> None:
+    bdi = f"/sys/class/bdi/{majmin}"
+    with open(f"{bdi}/strict_limit", "w") as f:
+        f.write("1")
+    with open(f"{bdi}/max_bytes", "w") as f:
+        f.write(str(max_dirty_bytes))
+
+
+def throttled_fs(size_mb: int = 256, max_dirty_bytes: int = 1 << 20):
+    """`loop_fs` whose writers are throttled once 1 MiB of it is dirty."""
+    return loop_fs(size_mb, max_dirty_bytes)

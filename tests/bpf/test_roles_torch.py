@@ -21,10 +21,7 @@ pytestmark = pytest.mark.bpf
 WORKLOAD = Path(__file__).resolve().parent.parent / "workloads" / "torch_roles.py"
 IOLENS = [sys.executable, "-m", "iolens.collector.cli"]
 
-if importlib.util.find_spec("torch") is None:
-    if os.environ.get("IOLENS_REQUIRE_BPF") == "1":
-        raise RuntimeError("torch is needed by the bpf tier: pip install -e '.[scenarios]' "
-                           "(CPU build)")
+if importlib.util.find_spec("torch") is None:  # a failure under the CI switch (conftest.py)
     pytest.skip("torch not installed (pip install -e '.[scenarios]')", allow_module_level=True)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from iolens.analysis.export import ExportError
 from iolens.analysis.export.perfetto import SUMMARY_PID, export_perfetto
-from iolens.analysis.rules import Finding
+from iolens.analysis.rules import Finding, run_rules
 from tests import factories as F
 from tests.export import synth
 
@@ -131,9 +131,17 @@ def test_findings_become_instant_events(tmp_path):
 
 
 def test_findings_default_to_the_rules(tmp_path):
+    cap = synth.capture(tmp_path)
+    ruled = run_rules(cap.tables, cap.meta)
+    assert ruled, "the synthetic capture must trigger some rules for this test to mean much"
     out = tmp_path / "t.json"
-    export_perfetto(synth.capture(tmp_path), out)  # findings=None runs run_rules
-    _check_trace_event_format(_load(out))
+    export_perfetto(cap, out)  # findings=None runs run_rules
+    doc = _load(out)
+    _check_trace_event_format(doc)
+    # the rules really ran: one instant event per finding they give, on its culprit
+    inst = sorted((e["args"]["code"], e["pid"], e["name"]) for e in doc["traceEvents"]
+                  if e["ph"] == "i")
+    assert inst == sorted((f.code, f.culprit["pid"], f"{f.severity}: {f.title}") for f in ruled)
 
 
 def test_refuses_to_overwrite(tmp_path):

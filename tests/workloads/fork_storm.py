@@ -29,9 +29,9 @@ def child_writes(path: str, nbytes: int) -> None:
     os.close(fd)
 
 
-def spawn_writer(i: int, tag: str) -> dict:
+def spawn_writer(i: int, tag: str, extra: int = 0) -> dict:
     path = os.path.join(work, f"{tag}{i}")
-    nbytes = 100 + (i * 37) % 900
+    nbytes = 100 + (i * 37) % 900 + extra
     pid = os.fork()
     if pid == 0:
         try:
@@ -63,8 +63,7 @@ for i in range(20):
             f.write(str(a["pid"] - 1))
     except OSError:
         break
-    b = spawn_writer(i, "b")
-    b["bytes"] = b["bytes"]  # same formula, different file
+    b = spawn_writer(i, "b", extra=1000 + i)  # the second life: another file, more bytes
     os.waitpid(b["pid"], 0)
     if b["pid"] == a["pid"]:
         truth["reused"].append([a, b])
