@@ -40,6 +40,10 @@ typedef int rwf_t;
 #ifndef MAX_KEYS
 #define MAX_KEYS 32768
 #endif
+/* file-grain slots kept for heavy ops (see heavy_op) */
+#ifndef HEAVY_RESERVE
+#define HEAVY_RESERVE (MAX_KEYS / 4)
+#endif
 #ifndef COARSE_KEYS
 #define COARSE_KEYS 16384
 #endif
@@ -98,8 +102,8 @@ BPF_TABLE("hash", struct agg_key, struct agg_val, agg1, MAX_KEYS);
 BPF_TABLE("hash", struct agg_key, struct agg_val, aggc0, COARSE_KEYS);
 BPF_TABLE("hash", struct agg_key, struct agg_val, aggc1, COARSE_KEYS);
 /* ctl[0]: active map pair; ctl[1], ctl[2]: directory keys made in aggc0 / aggc1; ctl[3],
- * ctl[4]: agg0 / agg1 found full this interval */
-BPF_ARRAY(ctl, u32, 5);
+ * ctl[4]: agg0 / agg1 found full this interval; ctl[5], ctl[6]: keys made in agg0 / agg1 */
+BPF_ARRAY(ctl, u32, 7);
 BPF_PERCPU_ARRAY(counters, u64, CNT_MAX);
 /* an all-zero agg_val to initialise new keys from (too large for the 512-byte BPF stack
  * twice over) */
@@ -222,6 +226,14 @@ static __always_inline u64 fd_new_unique(u32 tgid, s32 fd)
     return fd_put(tgid, fd, id_unique(), 0, 0);
 }
 
+/* Ops whose file keeps its own row even when tiny files have taken most of the map:
+ * syncs, mmaps and data ops of 64 KiB or more. */
+static __always_inline int heavy_op(u16 sys, u64 nbytes)
+{
+    return sys == SYS_FSYNC || sys == SYS_FDATASYNC || sys == SYS_SYNC_FILE_RANGE ||
+           sys == SYS_MMAP || nbytes >= 65536;
+}
+
 /* The coarse map: a directory key while there is room for one (COARSE_RESERVE slots are
  * kept for process keys), else the process key. NULL only when even that has no room. */
 static __always_inline struct agg_val *coarse_slot(struct agg_key *key, u64 dir, u32 sel,
@@ -268,17 +280,26 @@ static __always_inline int agg_add(u32 tgid, u32 tid, s32 fd, struct fd_val *fv,
     u32 sel = selp ? *selp : 0;
     struct agg_val *v = 0;
     int fine = 0;
-    if (!fv || !fv->coarse) {
-        /* Once an insert failed this interval the map is full until the flip: look up only
-         * (a key made earlier still gets every op: rows stay all-or-nothing), no insert that
-         * would fail again */
-        u32 fidx = 3 + sel;
+    int big = heavy_op(sys, nbytes);
+    if (!fv || !fv->coarse || big) {
+        u32 fidx = 3 + sel, midx = 5 + sel;
         u32 *full = ctl.lookup(&fidx);
-        if (full && *full) {
+        u32 *made = ctl.lookup(&midx);
+        v = sel ? agg1.lookup(&key) : agg0.lookup(&key);
+        /* A new key: the last HEAVY_RESERVE slots are kept for heavy ops (a checkpoint's
+         * fsync, a shard's 1 MiB reads) so that a flood of tiny files cannot take every row.
+         * Once an insert failed this interval the map is full until the flip: no insert that
+         * would fail again. A key that got in receives every later op of the interval. */
+        if (!v && full && !*full && made &&
+                (big || *made < MAX_KEYS - HEAVY_RESERVE)) {
+            if (sel)
+                agg1.insert(&key, zero);
+            else
+                agg0.insert(&key, zero);
             v = sel ? agg1.lookup(&key) : agg0.lookup(&key);
-        } else {
-            v = sel ? agg1.lookup_or_try_init(&key, zero) : agg0.lookup_or_try_init(&key, zero);
-            if (!v && full)
+            if (v)
+                __sync_fetch_and_add(made, 1);  /* approximate: a racing insert counts twice */
+            else
                 *full = 1;
         }
         fine = v != 0;

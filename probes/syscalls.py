@@ -172,6 +172,7 @@ class SyscallProbe:
         # the idle pair is empty again: its directory keys may be made afresh, and it has room
         self.prog.array_set_u32("ctl", 1 + idle, 0)
         self.prog.array_set_u32("ctl", 3 + idle, 0)
+        self.prog.array_set_u32("ctl", 5 + idle, 0)
         if len(ckeys):
             keys = np.concatenate([keys, ckeys])
             vals = np.concatenate([vals, cvals])
