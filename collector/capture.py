@@ -312,6 +312,8 @@ class CaptureWriter:
             if sync:
                 for d in {p.parent for p in streams}:
                     W.fsync_dir(d)
+            # from here a crash recovers nothing: the segment is whole in Parquet files
+            self._commit.commit({"compacted": True}, sync)
             self.write_meta()  # counts the compacted intervals before their log goes
             snap = W.snapshot(self._commit.path)
             self._commit.close()
@@ -424,7 +426,7 @@ def _patch(snap: W.Snapshot) -> dict[str, Any]:
     """The counters capture.json gains from a recovered segment (idempotent: maxima, and the
     segment's own interval count, so recovering twice changes nothing)."""
     r = snap.record or {}
-    return {"recovered_intervals": snap.intervals if snap.tables else 0,
+    return {"recovered_intervals": 0 if snap.compacted else snap.intervals,
             "intervals": int(r.get("intervals", 0)), "rows": dict(r.get("rows", {}))}
 
 
@@ -443,7 +445,7 @@ def _recover_in_place(snap: W.Snapshot, compression: str, rec: Recovery) -> None
         W.fsync_dir(d)
     patch = _patch(snap)
     meta_path = snap.commit.parent / str(snap.header.get("meta", META_FILE))
-    if snap.tables:
+    if snap.record is not None:  # also when an earlier, killed recovery compacted it all
         try:
             meta = CaptureMeta.from_dict(json.loads(meta_path.read_text()))
         except (OSError, ValueError, TypeError):
@@ -477,7 +479,7 @@ def _recover_to_temp(snap: W.Snapshot, root: Path, compression: str, rec: Recove
         rows, _ = W.compact(stream, length, "lz4", sync=False, dest=dest)
         if rows:
             rec.files.setdefault(table, []).append(dest)
-    if snap.tables and not live:  # a live segment is not "recovered": it is being written
+    if snap.record is not None and not live:  # a live segment is being written, not recovered
         meta_path = snap.commit.parent / str(snap.header.get("meta", META_FILE))
         rec.patches[str(meta_path)] = {**_patch(snap), "written": False}
 

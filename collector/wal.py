@@ -124,7 +124,8 @@ class CommitLog:
         self.fh.flush()
 
     def commit(self, record: dict[str, Any], sync: bool) -> None:
-        """Append one interval's record; with `sync`, durable before this returns."""
+        """Append one interval's record (or the final {"compacted": true} of a rotation);
+        with `sync`, durable before this returns."""
         self.fh.write(_line(record))
         self.fh.flush()
         if sync:
@@ -173,6 +174,7 @@ class Snapshot:
     tables: dict[str, tuple[Path, int]]
     done: list[str]
     streams: list[Path]       # every stream the log names (to delete after compaction)
+    compacted: bool = False   # the writer itself finished the compaction (then was killed)
 
     @property
     def intervals(self) -> int:
@@ -205,13 +207,14 @@ def snapshot(commit: Path) -> Snapshot | None:
     # a stream created just before a kill is in no commit line yet: found by its name
     stem = commit.name[: -len(COMMIT_SUFFIX)]
     streams = sorted(named | set(base.rglob(stem + WAL_SUFFIX)))
-    for rec in reversed(records):
-        wal = {t: (base / rel, int(size)) for t, (rel, size) in rec.get("wal", {}).items()}
+    compacted = any(r.get("compacted") for r in records)
+    for rec in reversed([r for r in records if "wal" in r]):
+        wal = {t: (base / rel, int(size)) for t, (rel, size) in rec["wal"].items()}
         done = [t for t, (p, _) in wal.items() if parquet_path(p).is_file()]
         todo = {t: v for t, v in wal.items() if t not in done}
         if all(_length(p) >= size for p, size in todo.values()):
-            return Snapshot(commit, header, rec, todo, done, streams)
-    return Snapshot(commit, header, None, {}, [], streams)
+            return Snapshot(commit, header, rec, todo, done, streams, compacted)
+    return Snapshot(commit, header, None, {}, [], streams, compacted)
 
 
 def _length(p: Path) -> int:
