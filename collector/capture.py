@@ -390,6 +390,9 @@ def recover_capture(root: Path, compression: str = "zstd", in_place: bool = True
     """
     rec = Recovery()
     for commit in sorted(root.rglob(f"part-*{W.COMMIT_SUFFIX}")):
+        if commit.is_symlink():  # planted: a writer never makes one (O_NOFOLLOW | O_EXCL)
+            rec.notes.append(f"{commit}: a symlink, not a commit log; ignored")
+            continue
         snap = W.snapshot(commit)
         if snap is None:
             rec.notes.append(f"{commit}: unreadable commit log, segment left as it is")
