@@ -58,6 +58,7 @@ def load_baseline(rev: str):
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("iolens.collector.capture_before", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while it is executed
     spec.loader.exec_module(mod)
     return mod
 

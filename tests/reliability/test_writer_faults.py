@@ -54,6 +54,7 @@ def full_disk(monkeypatch):
         return _FullDisk(f) if "b" in mode else f
 
     monkeypatch.setattr(W, "open_private", opener)
+    monkeypatch.setattr(W, "open_native", opener)  # the streams' and Parquet files' opener
     return _FullDisk
 
 
