@@ -70,10 +70,11 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 30)")
     p.add_argument("--rotate-mb", type=_positive_float, default=256.0,
                    help="... or once the open io write-ahead stream passes this size")
-    p.add_argument("--fsync", choices=("interval", "rotate", "never"), default="interval",
-                   help="force each interval to disk (interval, default: a power loss costs at "
-                        "most the interval in progress), only the Parquet files (rotate), or "
-                        "never (a kill of iolens still loses nothing committed)")
+    p.add_argument("--fsync", choices=("interval", "rotate", "never"), default="rotate",
+                   help="when data is forced to disk: each interval (a power loss then costs at "
+                        "most the interval in progress; writes the write-ahead data to disk), "
+                        "at each rotation (default: a kill costs at most the interval in "
+                        "progress, a power loss the open segment) or never")
     p.add_argument("--layout", choices=("flat", "hive"), default="flat",
                    help="hive: ROOT/host=H/date=D/<table>/ for many hosts in one tree")
     p.add_argument("--metrics", metavar="ADDR",

@@ -13,7 +13,7 @@ The config is TOML; every key is optional except `root`:
     root = "/shared/iolens"          # capture tree (NFS, object-store mount...)
     interval_s = 1.0
     rotate_s = 60.0                  # seconds per Parquet segment (a crash loses one interval)
-    fsync = "interval"               # interval | rotate | never (see docs/reliability.md)
+    fsync = "rotate"                 # interval | rotate | never (see docs/reliability.md)
     retention_hours = 72.0           # delete this host's segments older than this
     max_total_gb = 50.0              # ... and the oldest ones beyond this much for this host
     status_file = "/run/iolens/status.json"
@@ -53,7 +53,7 @@ class DaemonConfig:
     slow_ms: float = 10.0
     disable: list[str] = field(default_factory=list)
     redact: bool = False
-    fsync: str = "interval"
+    fsync: str = "rotate"
 
 
 def load_config(path: str) -> DaemonConfig:
@@ -79,7 +79,7 @@ def load_config(path: str) -> DaemonConfig:
     for key in ("root", "status_file", "metrics", "cgroup", "fsync"):
         if key in raw and not isinstance(raw[key], str):
             raise ConfigError(f"{path}: {key} must be a string")
-    if raw.get("fsync", "interval") not in FSYNC_POLICIES:
+    if raw.get("fsync", "rotate") not in FSYNC_POLICIES:
         raise ConfigError(f"{path}: fsync must be one of {', '.join(FSYNC_POLICIES)}, "
                           f"got {raw['fsync']!r}")
     if "disable" in raw and not (isinstance(raw["disable"], list)

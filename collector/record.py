@@ -48,7 +48,7 @@ class RecordArgs:
     metrics: str | None = None
     layout: str = "flat"
     quiet: bool = False
-    fsync: str = "interval"       # collector.wal.FSYNC_POLICIES
+    fsync: str = "rotate"         # collector.wal.FSYNC_POLICIES
     daemon: object | None = None  # collector.daemon.DaemonConfig when running as a daemon
 
 
