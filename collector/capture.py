@@ -1,13 +1,20 @@
 """Writing and reading a capture directory (the on-disk contract of `collector.schema`).
 
-Writer: `CaptureWriter(dir, meta).write_interval(interval)` appends each table's rows to the
-current segment file `DIR/<table>/part-NNNNNN.parquet.tmp`; a segment is closed and renamed
-to `.parquet` on rotation (by time or size) and at `close()`. So a file without `.tmp` is
-always complete, and a `kill -9` loses at most the open segment. `capture.json` is rewritten
-atomically (write + rename) at start, at each rotation and at close; `complete` is true only
-after a clean close, so a reader can tell a capture that ended abruptly.
+Writer: `CaptureWriter(dir, meta).write_tables(tables, ts)` commits one interval's rows to the
+open write-ahead segment (`DIR/<table>/part-NNNNNN.arrows` + `DIR/part-NNNNNN.commit`, see
+collector/wal.py) before it returns, so a `kill -9` loses at most the interval in progress; on
+rotation (by time or size) and at `close()` the segment is compacted into
+`DIR/<table>/part-NNNNNN.parquet` (written as `.tmp`, renamed), so a `.parquet` file is always
+complete. `capture.json` is rewritten atomically (write + rename) at start, at each rotation and
+at close; `complete` is true only after a clean close, so a reader can tell a capture that
+ended abruptly. `--fsync` decides what is also forced to disk (what a power loss costs).
 
 Files are created 0600 in a 0700 directory, never through a symlink (O_NOFOLLOW | O_EXCL).
+
+Recovery: `open_for_read(dir)` (called by every reader) finishes the segment a crashed writer
+left: compacted in place when this user owns the capture and no writer holds it, else read into
+private temporary files; capture.json gains `recovered_intervals`. A daemon's restart does the
+same for its host before writing (`CaptureWriter(..., must_be_new=False)`).
 
 Reader: `read_capture(dir)` returns the tables as pyarrow Tables plus the metadata and a list
 of files it skipped (corrupt, truncated, foreign, wrong version) with the reason for each.

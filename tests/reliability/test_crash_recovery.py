@@ -213,3 +213,24 @@ def test_commit_log_lines_are_checked():
     assert W._parse_line(line[:-1]) is None  # cut before its newline
     assert W._parse_line(line.replace(b'"n"', b'"m"')) is None  # CRC mismatch
     assert W._parse_line(b"\n") is None
+
+
+def test_replay_and_export_read_a_crashed_capture(tmp_path):
+    """`top --replay` and `export` go through the same recovery: a crashed capture owned by
+    someone else is replayed and exported whole, with the abrupt end said, and not changed."""
+    from iolens.analysis.export.cli import main as export_main
+    from iolens.collector.sources import ReplaySource
+    from iolens.tui.app import _source_warnings
+
+    w = _writer_with_open_segment(tmp_path / "cap", 4)
+    F.crash(w)
+    os.chown(tmp_path / "cap", 12345, 12345)
+    try:
+        src = ReplaySource(str(tmp_path / "cap"))
+        assert src.position == (0, 4)
+        assert any("4 interval(s)" in line for line in _source_warnings(src))
+        assert export_main([str(tmp_path / "cap"), "--csv", str(tmp_path / "csv")]) == 0
+    finally:
+        os.chown(tmp_path / "cap", os.geteuid(), os.getegid())
+    assert len((tmp_path / "csv" / "health.csv").read_text().splitlines()) == 1 + 4
+    assert list((tmp_path / "cap").rglob("*.arrows"))  # left as it was
