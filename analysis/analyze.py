@@ -11,7 +11,6 @@ a capture far larger than memory is fine. Unreadable files are left out and list
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil

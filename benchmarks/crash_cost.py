@@ -105,8 +105,8 @@ def scan_s(out: Path) -> float:
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        con.sql(f"SELECT pid, op, SUM(count), SUM(bytes), SUM(lat_sum_ns) FROM read_parquet([{lst}])"
-                " GROUP BY ALL").fetchall()
+        con.sql("SELECT pid, op, SUM(count), SUM(bytes), SUM(lat_sum_ns) "
+                f"FROM read_parquet([{lst}]) GROUP BY ALL").fetchall()
         times.append(time.perf_counter() - t0)
     con.close()
     return statistics.median(times)

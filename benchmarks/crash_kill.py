@@ -180,10 +180,10 @@ def main() -> None:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     for case, r in res.items():
-        print(f"{case}: killed at {r['killed_at_s']:g} s after {a.since} -> analyze reads {r.get('intervals')} "
-              f"intervals ({r.get('recovered_intervals')} recovered), workload io rows "
-              f"{r.get('workload_io_rows')}, BPF programs left {r['bpf_programs_left']} "
-              f"of {r['bpf_programs_held']}")
+        print(f"{case}: killed at {r['killed_at_s']:g} s after {a.since} -> analyze reads "
+              f"{r.get('intervals')} intervals ({r.get('recovered_intervals')} recovered), "
+              f"workload io rows {r.get('workload_io_rows')}, BPF programs left "
+              f"{r['bpf_programs_left']} of {r['bpf_programs_held']}")
         print(f"  killed run: {r.get('killed_run_intervals_read')} intervals read, the first "
               f"{r.get('startup_s')} s after start (probes compiling), the last ending "
               f"{r.get('lost_s')} s before the kill")

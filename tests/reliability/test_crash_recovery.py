@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import pytest
 
 from iolens.collector import capture as C
 from iolens.collector import wal as W
