@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from iolens.collector import capture as C
 from iolens.collector import wal as W
@@ -114,8 +115,9 @@ def _fork_crash_at(n: int, target, *, calls=("rename", "replace", "unlink")) -> 
     return os.waitstatus_to_exitcode(status) == 137
 
 
-def _writer_with_open_segment(cap_dir: Path, intervals: int) -> C.CaptureWriter:
-    w = C.CaptureWriter(cap_dir, C.CaptureMeta(host=F.HOST), rotate_s=1e9)
+def _writer_with_open_segment(cap_dir: Path, intervals: int,
+                              background: bool = True) -> C.CaptureWriter:
+    w = C.CaptureWriter(cap_dir, C.CaptureMeta(host=F.HOST), rotate_s=1e9, background=background)
     for i in range(intervals):
         ts = F.T0 + i * 10**9
         w.meta.intervals += 1
@@ -123,14 +125,15 @@ def _writer_with_open_segment(cap_dir: Path, intervals: int) -> C.CaptureWriter:
     return w
 
 
-def test_crash_at_every_step_of_a_compaction_then_recovery(tmp_path):
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+def test_crash_at_every_step_of_a_compaction_then_recovery(tmp_path, background):
     """A kill after each rename/replace/unlink of a rotation (compaction, capture.json, log
     removal), then a kill at each step of the recovery of that: all 5 intervals, once."""
     n = 1
     while True:
         cap_dir = tmp_path / f"c{n}"
-        w = _writer_with_open_segment(cap_dir, 5)
-        hit = _fork_crash_at(n, w.rotate)
+        w = _writer_with_open_segment(cap_dir, 5, background)
+        hit = _fork_crash_at(n, lambda: (w.rotate(), w.settle()))
         F.crash(w)
         if not hit:
             break
@@ -233,3 +236,28 @@ def test_replay_and_export_read_a_crashed_capture(tmp_path):
         os.chown(tmp_path / "cap", os.geteuid(), os.getegid())
     assert len((tmp_path / "csv" / "health.csv").read_text().splitlines()) == 1 + 4
     assert list((tmp_path / "cap").rglob("*.arrows"))  # left as it was
+
+
+def test_kill_during_a_background_compaction_recovers_both_segments(tmp_path, monkeypatch):
+    """Killed while segment 0 is being compacted and segment 1 is open: both are recovered,
+    and capture.json counts each once."""
+    cap_dir = tmp_path / "cap"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            monkeypatch.setattr(W, "compact", lambda *a, **k: time.sleep(60))  # never done
+            w = _writer_with_open_segment(cap_dir, 3)
+            w.rotate()  # segment 0 goes to the (stuck) compaction thread
+            for i in range(3, 5):
+                ts = F.T0 + i * 10**9
+                w.meta.intervals += 1
+                w.write_tables(F.interval([F.io_row(pid=1), F.io_row(pid=2)], ts=ts).tables, ts)
+        finally:
+            os._exit(137)
+    os.waitpid(pid, 0)
+    assert len(list(cap_dir.glob("part-*.commit"))) == 2
+    _assert_consistent(cap_dir, 5)
+    meta = json.loads((cap_dir / "capture.json").read_text())
+    assert meta["recovered_segments"] == {"0": 3, "1": 2} and meta["recovered_intervals"] == 5
+    C.recover_capture(cap_dir)  # again: nothing changes
+    assert json.loads((cap_dir / "capture.json").read_text()) == meta
