@@ -42,13 +42,15 @@ def _complete(root: Path) -> dict[str, str]:
 
 
 def _pending(root: Path) -> int:
-    """Intervals committed in open (write-ahead) segments under a tree."""
+    """Intervals committed in unfinished write-ahead segments under a tree (not those whose
+    background compaction had finished: they are in Parquet files already)."""
     from iolens.collector import wal as W
 
     n = 0
     for log in root.rglob("part-*.commit"):
         _header, records = W.read_commits(log)
-        n += max([0] + [r.get("n", 0) for r in records])
+        if not any(r.get("compacted") for r in records):
+            n += max([0] + [r.get("n", 0) for r in records])
     return n
 
 
