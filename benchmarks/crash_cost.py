@@ -144,7 +144,8 @@ def main() -> None:
     before = load_baseline(a.baseline_rev)
     candidates = {"before": write_with(before.CaptureWriter, before.CaptureMeta)}
     for policy in ("interval", "rotate", "never"):
-        candidates[f"wal/{policy}"] = write_with(CaptureWriter, CaptureMeta, fsync=policy)
+        candidates[f"wal/{policy}"] = write_with(CaptureWriter, CaptureMeta, fsync=policy,
+                                                 background=True)  # as `iolens record`
     candidates["per-interval"] = per_interval(merge=False)
     candidates["per-interval+merge"] = per_interval(merge=True)
     raw: dict[str, list[dict]] = {k: [] for k in candidates}

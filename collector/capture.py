@@ -166,13 +166,15 @@ class CaptureWriter:
             power loss costs at most the interval in progress, for about 10 % more writer
             CPU and the write-ahead bytes reaching the disk (otherwise they mostly die in the
             page cache at rotation). "never": nothing (tests, throw-away captures).
-        background: compact closed segments on a background thread (False: in `rotate`).
+        background: compact closed segments on a background thread, so a rotation never
+            holds up the caller (`iolens record` and the daemon); False (the default, for
+            library use and tests): `rotate` returns once the segment is in Parquet files.
     """
 
     def __init__(self, path: str | os.PathLike[str], meta: CaptureMeta, *, rotate_s: float = 30.0,
                  rotate_bytes: int = 256 << 20, compression: str = "zstd",
                  must_be_new: bool = True, layout: str = "flat",
-                 fsync: str = "rotate", background: bool = True) -> None:
+                 fsync: str = "rotate", background: bool = False) -> None:
         if fsync not in W.FSYNC_POLICIES:
             raise CaptureError(f"fsync must be one of {', '.join(W.FSYNC_POLICIES)}, got {fsync!r}")
         self.dir = Path(path)

@@ -143,7 +143,8 @@ def run_record(a: RecordArgs) -> int:
     try:
         writer = CaptureWriter(a.out, meta, rotate_s=a.rotate_s,
                                rotate_bytes=int(a.rotate_mb * 2**20), layout=a.layout,
-                               must_be_new=a.daemon is None, fsync=a.fsync)
+                               must_be_new=a.daemon is None, fsync=a.fsync,
+                               background=True)  # a rotation never delays the next interval
     except CaptureError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:

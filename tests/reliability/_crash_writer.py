@@ -31,7 +31,7 @@ def main() -> None:
     layout = sys.argv[5] if len(sys.argv) > 5 else "flat"
     meta = CaptureMeta(host=F.HOST)
     w = CaptureWriter(out, meta, rotate_s=rotate_s, fsync=fsync, layout=layout,
-                      must_be_new=layout == "flat")
+                      must_be_new=layout == "flat", background=True)  # as `iolens record`
     base = F.interval([F.io_row(pid=100 + k, resource=f"/data/file-{k}")
                        for k in range(rows)]).tables
     i = 0

@@ -116,7 +116,7 @@ def _fork_crash_at(n: int, target, *, calls=("rename", "replace", "unlink")) -> 
 
 
 def _writer_with_open_segment(cap_dir: Path, intervals: int,
-                              background: bool = True) -> C.CaptureWriter:
+                              background: bool = False) -> C.CaptureWriter:
     w = C.CaptureWriter(cap_dir, C.CaptureMeta(host=F.HOST), rotate_s=1e9, background=background)
     for i in range(intervals):
         ts = F.T0 + i * 10**9
@@ -246,7 +246,7 @@ def test_kill_during_a_background_compaction_recovers_both_segments(tmp_path, mo
     if pid == 0:
         try:
             monkeypatch.setattr(W, "compact", lambda *a, **k: time.sleep(60))  # never done
-            w = _writer_with_open_segment(cap_dir, 3)
+            w = _writer_with_open_segment(cap_dir, 3, background=True)
             w.rotate()  # segment 0 goes to the (stuck) compaction thread
             for i in range(3, 5):
                 ts = F.T0 + i * 10**9
