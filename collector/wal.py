@@ -14,11 +14,12 @@ line cut in the middle are never taken for data. A table whose `part-NNNNNN.parq
 already compacted (a kill between rename and delete) and its stream is ignored, so nothing is
 ever counted twice.
 
-Why this layout (measured in docs/reliability.md): IPC appends cost about a fifth of the
-Parquet encoding per interval, and compacting a whole segment at once into 64k-row row groups
-is cheaper per row than one row group per interval, so the total stays at today's cost; one
-Parquet file per interval instead would multiply the file count by the rotation length and
-either stay that way or pay the encoding twice at the merge.
+Why this layout (measured in docs/reliability.md, benchmarks/crash_cost.py): IPC appends cost
+about a sixth of the Parquet encoding per interval, and compacting a whole segment at once into
+64k-row row groups is cheaper per row than one row group per interval (and 12 % smaller), so
+the total stays within a few percent of the writer before; one Parquet file per interval
+instead would multiply the file count by the rotation length and either stay that way or pay
+the encoding again at a merge.
 
 The writer holds an exclusive `flock` on its commit log while the segment is open, so a reader
 can tell a live segment (read a snapshot, touch nothing) from a dead writer's leftovers
