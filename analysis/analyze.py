@@ -11,7 +11,6 @@ a capture far larger than memory is fine. Unreadable files are left out and list
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -28,7 +27,8 @@ from iolens.analysis.queries import Reduced
 from iolens.analysis.rules import Finding, evaluate
 from iolens.analysis.summary import health_summary, top_tables, totals
 from iolens.analysis.thresholds import merge
-from iolens.collector.capture import META_FILE, CaptureMeta, table_files
+from iolens.collector.capture import META_FILE, CaptureMeta, table_files, unfinished_files
+from iolens.collector.capture import read_metas as capture_metas
 
 JSON_SCHEMA = 1
 
@@ -121,15 +121,9 @@ def clean(obj: Any) -> Any:
 
 
 def read_metas(root: Path) -> tuple[list[CaptureMeta], list[tuple[str, str]]]:
-    """capture.json of the capture (or of each capture in a tree), and unreadable ones."""
-    metas, bad = [], []
-    # capture.json (flat capture) or host=H/capture-<start>-<pid>.json (hive tree, per run)
-    for mp in sorted(root.rglob("capture*.json")):
-        try:
-            metas.append(CaptureMeta.from_dict(json.loads(mp.read_text())))
-        except (OSError, ValueError, TypeError) as exc:
-            bad.append((str(mp), f"unreadable metadata: {str(exc).splitlines()[0]}"))
-    return metas, bad
+    """capture.json of the capture (or of each capture in a tree), and unreadable ones. An
+    unfinished segment left by a crash is recovered first and counted (collector.capture)."""
+    return capture_metas(root)
 
 
 def open_capture(path: str | os.PathLike[str], engine: str = "duckdb",
@@ -158,7 +152,7 @@ def open_capture(path: str | os.PathLike[str], engine: str = "duckdb",
         why = next((r for f, r in skipped if "/io/" in f), None)
         where = why or f"{root}/io: no data files"
         raise AnalyzeError(f"no readable I/O data in capture: {where}")
-    unfinished = [str(p) for p in root.rglob("part-*.parquet.tmp")]
+    unfinished = unfinished_files(root)
     return eng, metas, skipped, unfinished
 
 

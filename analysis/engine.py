@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from iolens.collector import schema as S
-from iolens.collector.capture import table_files
+from iolens.collector.capture import open_for_read, table_files
 
 
 class Engine(Protocol):
@@ -158,6 +158,7 @@ def valid_files(root: Path, skip: set[str] | None = None
     files: dict[str, list[str]] = {}
     rows: dict[str, int] = {}
     skipped: list[tuple[str, str]] = []
+    open_for_read(root)  # a crashed writer's unfinished segment becomes readable Parquet
     for name in _table_names(root):
         for fp in table_files(root, name):
             if skip and str(fp) in skip:

@@ -87,6 +87,7 @@ def health_summary(r: Reduced, metas: list, skipped: list[tuple[str, str]],
         "skipped": [{"file": f, "reason": why} for f, why in skipped],
         "unfinished": unfinished,
         "ended_abruptly": any(not m.complete for m in metas) or bool(unfinished),
+        "recovered_intervals": sum(getattr(m, "recovered_intervals", 0) or 0 for m in metas),
     }
     if th is None:
         from iolens.analysis.thresholds import merge
@@ -158,6 +159,16 @@ def clock_summary(metas: list, max_error_ms: float) -> dict[str, Any]:
     return out
 
 
+def _abrupt_note(h: dict[str, Any]) -> str:
+    """What an abrupt end cost: with write-ahead segments (issue 16) at most the interval in
+    progress; a `.parquet.tmp` of an older version's capture: its whole last segment."""
+    if h["unfinished"]:
+        return "the capture ended abruptly: its last segment may be missing"
+    n = h.get("recovered_intervals") or 0
+    saved = f"{n} interval(s) of its unfinished segment recovered; " if n else ""
+    return f"the capture ended abruptly: {saved}at most the interval in progress is missing"
+
+
 def _notes(h: dict[str, Any]) -> list[str]:
     notes = []
     if h["lost_events"]:
@@ -182,7 +193,7 @@ def _notes(h: dict[str, Any]) -> list[str]:
         notes.append(f"{len(h['skipped'])} unreadable file(s) left out: the analysis covers "
                      "only the rest")
     if h["ended_abruptly"]:
-        notes.append("the capture ended abruptly: its last segment may be missing")
+        notes.append(_abrupt_note(h))
     if h.get("shared_pids"):
         notes.append(f"{h['shared_pids']} pid(s) occur on more than one of the {h['hosts']} "
                      "hosts: per-process findings merge those processes (the FLEET-* findings "

@@ -67,8 +67,15 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-latency", action="store_true",
                    help="cheapest mode: count ops and bytes, no per-op latency")
     p.add_argument("--rotate", type=_positive_float, default=30.0,
-                   help="close and start new Parquet files every N seconds (default 30)")
-    p.add_argument("--rotate-mb", type=_positive_float, default=256.0)
+                   help="compact the write-ahead segment into Parquet files every N seconds "
+                        "(default 30)")
+    p.add_argument("--rotate-mb", type=_positive_float, default=256.0,
+                   help="... or once the open io write-ahead stream passes this size")
+    p.add_argument("--fsync", choices=("interval", "rotate", "never"), default="rotate",
+                   help="when data is forced to disk: each interval (a power loss then costs at "
+                        "most the interval in progress; writes the write-ahead data to disk), "
+                        "at each rotation (default: a kill costs at most the interval in "
+                        "progress, a power loss the open segment) or never")
     p.add_argument("--layout", choices=("flat", "hive"), default="flat",
                    help="hive: ROOT/host=H/date=D/<table>/ for many hosts in one tree")
     p.add_argument("--metrics", metavar="ADDR",
@@ -127,7 +134,7 @@ def run_record(args: argparse.Namespace) -> int:
         return _run_daemon(args, opts)
     ra = RecordArgs(out=args.output or default_out_dir(), opts=opts, duration=args.duration,
                     rotate_s=args.rotate, rotate_mb=args.rotate_mb, metrics=args.metrics,
-                    layout=args.layout, quiet=args.quiet)
+                    layout=args.layout, quiet=args.quiet, fsync=args.fsync)
     return _run(ra)
 
 
@@ -154,7 +161,7 @@ def _run_daemon(args: argparse.Namespace, opts) -> int:
     opts.interval_s, opts.slow_ms, opts.cgroup = cfg.interval_s, cfg.slow_ms, cfg.cgroup
     opts.disable, opts.redact = list(cfg.disable), cfg.redact
     ra = RecordArgs(out=cfg.root, opts=opts, rotate_s=cfg.rotate_s, metrics=cfg.metrics,
-                    layout="hive", quiet=True, daemon=cfg)
+                    layout="hive", quiet=True, daemon=cfg, fsync=cfg.fsync)
     return _run(ra)
 
 

@@ -3,15 +3,17 @@
 Records the whole system (or a cgroup) forever into a hive-partitioned tree shared by many
 hosts, `ROOT/host=<h>/date=<d>/<table>/part-N.parquet`, with rotation, retention by age and
 total size (only this host's files are ever deleted), a small JSON status file rewritten every
-interval, and a clean restart after a crash: a new run continues the part numbering and writes
-its own `capture-<start>-<pid>.json`, never touching earlier files (an interrupted run's
-`.tmp` segment stays as evidence and is ignored by readers).
+interval, and a clean restart after a crash: a new run first compacts the segment the dead run
+left open (its write-ahead streams, committed up to the last interval) into Parquet files and
+counts it in that run's metadata, then continues the part numbering and writes its own
+`capture-<start>-<pid>.json`, never touching earlier complete files.
 
 The config is TOML; every key is optional except `root`:
 
     root = "/shared/iolens"          # capture tree (NFS, object-store mount...)
     interval_s = 1.0
-    rotate_s = 60.0                  # seconds per Parquet segment (a crash loses at most this)
+    rotate_s = 60.0                  # seconds per Parquet segment (a crash loses one interval)
+    fsync = "rotate"                 # interval | rotate | never (see docs/reliability.md)
     retention_hours = 72.0           # delete this host's segments older than this
     max_total_gb = 50.0              # ... and the oldest ones beyond this much for this host
     status_file = "/run/iolens/status.json"
@@ -31,6 +33,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from iolens.collector.wal import FSYNC_POLICIES
+
 
 class ConfigError(ValueError):
     """A config file that cannot be used; one line for the user."""
@@ -49,6 +53,7 @@ class DaemonConfig:
     slow_ms: float = 10.0
     disable: list[str] = field(default_factory=list)
     redact: bool = False
+    fsync: str = "rotate"
 
 
 def load_config(path: str) -> DaemonConfig:
@@ -71,9 +76,12 @@ def load_config(path: str) -> DaemonConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ConfigError(f"{path}: {key} must be a positive number, got {v!r}")
             raw[key] = float(v)
-    for key in ("root", "status_file", "metrics", "cgroup"):
+    for key in ("root", "status_file", "metrics", "cgroup", "fsync"):
         if key in raw and not isinstance(raw[key], str):
             raise ConfigError(f"{path}: {key} must be a string")
+    if raw.get("fsync", "rotate") not in FSYNC_POLICIES:
+        raise ConfigError(f"{path}: fsync must be one of {', '.join(FSYNC_POLICIES)}, "
+                          f"got {raw['fsync']!r}")
     if "disable" in raw and not (isinstance(raw["disable"], list)
                                  and all(isinstance(x, str) for x in raw["disable"])):
         raise ConfigError(f"{path}: disable must be a list of probe names")

@@ -571,7 +571,7 @@ class LiveSource:
         self.command_log: str | None = None
         sinks: list[Sink] = []
         if record_dir:
-            self.writer = CaptureWriter(record_dir, self.meta)
+            self.writer = CaptureWriter(record_dir, self.meta, background=True)
             sinks.append(lambda iv: self.writer.write_tables(iv.tables, iv.start_ns))
         sinks.extend(extra_sinks or [])
         sinks.append(self._enqueue)

@@ -8,7 +8,11 @@ every file, mark the capture complete.
 Exit codes: the command's own exit code with `-- CMD`; otherwise 0 after a clean stop (also
 when stopped by SIGINT/SIGTERM/SIGHUP: the capture is complete); 2 bad input; 69
 (EX_UNAVAILABLE) probes could not load; 74 (EX_IOERR) the capture could not be written
-(earlier segments stay intact); 77 (EX_NOPERM) not privileged.
+(every interval committed before stays readable); 77 (EX_NOPERM) not privileged.
+
+A SIGKILL (OOM killer, node drain) needs no handler: each interval is committed to a
+write-ahead segment when written (collector/wal.py), and the next reader or daemon start
+compacts what the killed run left.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class RecordArgs:
     metrics: str | None = None
     layout: str = "flat"
     quiet: bool = False
+    fsync: str = "rotate"         # collector.wal.FSYNC_POLICIES
     daemon: object | None = None  # collector.daemon.DaemonConfig when running as a daemon
 
 
@@ -138,7 +143,8 @@ def run_record(a: RecordArgs) -> int:
     try:
         writer = CaptureWriter(a.out, meta, rotate_s=a.rotate_s,
                                rotate_bytes=int(a.rotate_mb * 2**20), layout=a.layout,
-                               must_be_new=a.daemon is None)
+                               must_be_new=a.daemon is None, fsync=a.fsync,
+                               background=True)  # a rotation never delays the next interval
     except CaptureError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:

@@ -111,3 +111,15 @@ def write_capture(path: Path, intervals: list[Interval], command: list[str] | No
         w.write_tables(iv.tables, iv.start_ns)
     w.close(complete=complete)
     return path
+
+
+def crash(w: CaptureWriter) -> None:
+    """Leave a writer the way SIGKILL does: its files closed by the kernel as they are (the
+    open segment's streams and commit log unfinished, its lock released), nothing compacted."""
+    for log in w._logs.values():
+        log.fh.close()
+    if w._commit is not None:
+        w._commit.close()
+    w._logs.clear()
+    w._commit = None
+    w.closed = True

@@ -49,6 +49,8 @@ def test_apply_retention_touches_only_this_host_and_complete_files(tmp_path):
     ('root = "/x"\nbogus = 1\n', "unknown key"),
     ('root = "/x"\nrotate_s = -5\n', "rotate_s must be a positive number"),
     ('root = "/x"\ndisable = "gpu"\n', "disable must be a list"),
+    ('root = "/x"\nfsync = "always"\n', "fsync must be one of interval, rotate, never"),
+    ('root = "/x"\nfsync = 1\n', "fsync must be a string"),
     ("root = \n", "not valid TOML"),
 ])
 def test_bad_configs_are_one_line_errors(tmp_path, text, msg):

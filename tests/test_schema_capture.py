@@ -87,10 +87,21 @@ def test_planted_symlink_in_table_dir_is_not_followed(tmp_path):
     (tmp_path / "cap" / "io").mkdir()
     victim = tmp_path / "victim"
     victim.write_text("secret")
-    os.symlink(victim, tmp_path / "cap" / "io" / "part-000000.parquet.tmp")
+    os.symlink(victim, tmp_path / "cap" / "io" / "part-000000.arrows")
     with pytest.raises(OSError):
         w.write_tables(F.interval([F.io_row()]).tables)
     assert victim.read_text() == "secret"
+
+
+def test_planted_symlink_at_compaction_file_is_removed_not_followed(tmp_path):
+    w = CaptureWriter(tmp_path / "cap", CaptureMeta())
+    w.write_tables(F.interval([F.io_row()]).tables)
+    victim = tmp_path / "victim"
+    victim.write_text("secret")
+    os.symlink(victim, tmp_path / "cap" / "io" / "part-000000.parquet.tmp")
+    w.close()
+    assert victim.read_text() == "secret"
+    assert read_capture(tmp_path / "cap").tables["io"].num_rows == 1
 
 
 def test_rotation_makes_complete_files_and_abrupt_end_is_detected(tmp_path):
@@ -98,12 +109,14 @@ def test_rotation_makes_complete_files_and_abrupt_end_is_detected(tmp_path):
     for i in range(3):
         w.write_tables(F.interval([F.io_row()], ts=F.T0 + i * 10**9).tables)
     assert len(list((tmp_path / "cap" / "io").glob("*.parquet"))) == 3
-    # an open segment left behind (as after kill -9): not read, and reported
+    # an open segment left behind (as after kill -9): its committed interval is recovered,
+    # and the abrupt end reported with the count
     w.rotate_s = 1e9
     w.write_tables(F.interval([F.io_row()], ts=F.T0 + 9 * 10**9).tables)
+    F.crash(w)
     cap = read_capture(tmp_path / "cap")
-    assert cap.tables["io"].num_rows == 3
-    assert cap.ended_abruptly and cap.unfinished
+    assert cap.tables["io"].num_rows == 4
+    assert cap.ended_abruptly and cap.recovered_intervals == 1 and not cap.unfinished
 
 
 def test_reader_skips_corrupt_and_foreign_files_naming_them(tmp_path):

@@ -591,7 +591,11 @@ def _source_warnings(src: Any) -> list[str]:
         out.append(f"skipped {len(skipped)} unreadable file(s): {skipped[0][1]}{more}")
     capture = getattr(src, "capture", None)
     if capture is not None and getattr(capture, "ended_abruptly", False):
-        out.append("this capture ended abruptly: its last unfinished segment is not shown")
+        n = getattr(capture, "recovered_intervals", 0)
+        out.append("this capture ended abruptly: its last unfinished segment is not shown"
+                   if getattr(capture, "unfinished", None) else
+                   f"this capture ended abruptly: {n} interval(s) of its unfinished segment "
+                   "recovered, at most the interval in progress is missing")
     return out
 
 

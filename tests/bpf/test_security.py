@@ -103,11 +103,14 @@ def test_capture_private_and_planted_symlinks_never_followed(tmp_path):
             want = 0o700 if p.is_dir() else 0o600
             assert stat.S_IMODE(p.lstat().st_mode) == want, p
         # an attacker with write access to the directory plants the next segments' names
+        # (write-ahead streams, commit logs and compaction files)
         for n in range(0, 200):
-            try:
-                os.symlink(victim, cap / "io" / f"part-{n:06d}.parquet.tmp")
-            except FileExistsError:
-                pass
+            for name in (f"io/part-{n:06d}.arrows", f"io/part-{n:06d}.parquet.tmp",
+                         f"part-{n:06d}.commit"):
+                try:
+                    os.symlink(victim, cap / name)
+                except FileExistsError:
+                    pass
         _, err = rec.communicate(timeout=120)
     finally:
         if rec.poll() is None:

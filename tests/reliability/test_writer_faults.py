@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from iolens.collector import capture as C
+from iolens.collector import wal as W
 from iolens.collector.options import RecordOptions
 from iolens.collector.record import RecordArgs, UsageError, validate
 from tests import factories as F
@@ -37,16 +38,23 @@ class _FullDisk:
     def __getattr__(self, name):
         return getattr(self.raw, name)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.raw.close()
+
 
 @pytest.fixture
 def full_disk(monkeypatch):
-    real = C._open_private
+    real = W.open_private
 
     def opener(path, mode="wb"):
         f = real(path, mode)
         return _FullDisk(f) if "b" in mode else f
 
-    monkeypatch.setattr(C, "_open_private", opener)
+    monkeypatch.setattr(W, "open_private", opener)
+    monkeypatch.setattr(W, "open_native", opener)  # the streams' and Parquet files' opener
     return _FullDisk
 
 
@@ -76,16 +84,37 @@ def test_disk_full_keeps_complete_files_abandons_open_ones_quietly(tmp_path, ful
     assert cap.tables["io"].num_rows == 3 and cap.ended_abruptly
 
 
-def test_failure_while_closing_a_segment_leaves_it_unfinished(tmp_path, full_disk):
+def test_disk_full_during_compaction_loses_no_committed_interval(tmp_path, full_disk):
     full_disk.budget = 10**9
     w = C.CaptureWriter(tmp_path / "cap", C.CaptureMeta(), rotate_s=1e9)
-    w.write_tables(F.interval([F.io_row()]).tables)
-    full_disk.budget = 0  # the footer cannot be written
+    for i in range(3):
+        w.meta.intervals += 1
+        w.write_tables(F.interval([F.io_row(count=i + 1)], ts=F.T0 + i * 10**9).tables)
+    full_disk.budget = 0  # the Parquet file cannot be written
     with pytest.raises(OSError):
         w.close()
-    assert not list((tmp_path / "cap").rglob("*.parquet"))
-    assert list((tmp_path / "cap").rglob("*.parquet.tmp"))
-    assert C.read_capture(tmp_path / "cap").ended_abruptly
+    cap_dir = tmp_path / "cap"
+    assert not list(cap_dir.rglob("*.parquet")) and not list(cap_dir.rglob("*.parquet.tmp"))
+    assert list(cap_dir.rglob("*.arrows")) and list(cap_dir.rglob("*.commit"))
+    full_disk.budget = 10**9  # space again: the next reader compacts what was committed
+    cap = C.read_capture(cap_dir)
+    assert cap.tables["io"]["count"].to_pylist() == [1, 2, 3]
+    assert cap.ended_abruptly and cap.recovered_intervals == 3 and not cap.unfinished
+    assert not list(cap_dir.rglob("*.arrows")) and not list(cap_dir.rglob("*.commit"))
+    assert json.loads((cap_dir / "capture.json").read_text())["recovered_intervals"] == 3
+
+
+def test_disk_full_while_recovering_leaves_the_segment_for_later(tmp_path, full_disk):
+    full_disk.budget = 10**9
+    w = C.CaptureWriter(tmp_path / "cap", C.CaptureMeta(), rotate_s=1e9)
+    w.write_tables(F.interval([F.io_row(count=7)]).tables)
+    F.crash(w)
+    full_disk.budget = 0  # neither the capture's disk nor the temporary one has room
+    rec = C.recover_capture(tmp_path / "cap")
+    assert rec.notes and not rec.files
+    assert list((tmp_path / "cap").rglob("*.arrows"))  # nothing deleted
+    full_disk.budget = 10**9
+    assert C.read_capture(tmp_path / "cap").tables["io"]["count"].to_pylist() == [7]
 
 
 @pytest.mark.parametrize("change,msg", [
