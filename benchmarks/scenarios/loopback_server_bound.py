@@ -6,9 +6,10 @@ a journal file and fsyncs it, then replies with 256 KiB. The journal's disk is f
 the server runs in a blkio cgroup with `blkio.throttle.write_bps_device` = 16 MB/s (a slow
 journal device: each fsync takes a few ms, and the run does not flood the shared disk).
 The client sends a 64 B request and waits in recv for the whole reply, nothing else.
-Truth (measured by the processes): the client's time waiting for replies, the server's time in write+fsync per request, and the
-server's /proc/self/io write_bytes. Expected: the server's own I/O finding (sync-stall, or
-slow-device/small-io) naming the server process, and no high network finding on 127.0.0.1.
+Truth (measured by the processes): the client's time waiting for replies, the server's time
+in write+fsync per request, and the server's /proc/self/io write_bytes.
+Expected: the server's own I/O finding (sync-stall, or slow-device/small-io) naming the
+server process, and no high network finding on 127.0.0.1.
 
 healthy_loopback.py runs the same pair with the server answering from memory and the client
 computing on each reply (no bottleneck).
