@@ -57,3 +57,32 @@ def main(prepare, run) -> None:
         os.sync()  # written data clean, so evict() can drop it during the run
     else:
         run()
+
+
+def truth_path(name: str) -> Path:
+    """Where the workload writes its truth: $IOLENS_SCENARIO_TRUTH (set by the suite), else
+    the scenario's data directory."""
+    p = os.environ.get("IOLENS_SCENARIO_TRUTH")
+    return Path(p) if p else data_dir(name) / "truth.json"
+
+
+def write_truth(name: str, truth: dict) -> None:
+    """The workload's own account of what it injected and who the culprit is, measured by the
+    workload (its timing of waits, /proc and cgroup counters, ss/tc), never by iolens.
+    `truth["culprit"]` holds what a right finding must name: pid, and ip/rank where the
+    culprit is a network participant; `truth["others"]` the other participants."""
+    import json
+
+    path = truth_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(truth, indent=1, default=str) + "\n")
+
+
+def cpu_spin(seconds: float) -> None:
+    """Burn `seconds` of this thread's CPU time (not wall time: under contention it takes
+    longer, as real compute would)."""
+    t0 = time.thread_time()
+    x = 0
+    while time.thread_time() - t0 < seconds:
+        for i in range(2000):
+            x += i * i
