@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from iolens.collector.schema import escape_bytes
 from iolens.probes.wire import ID_UNIQUE, RawEvent
@@ -65,6 +67,30 @@ def _norm(path: bytes) -> bytes:
     if b"/." in path or b"//" in path or path.endswith(b"/"):
         return os.path.normpath(path)
     return path
+
+
+def _plain_absolute(recs: np.ndarray) -> tuple[np.ndarray, list[str]] | None:
+    """The records whose path is absolute, valid UTF-8 and already normal (no '/.', '//',
+    trailing '/' or backslash), and those paths as str, decoded in C: (mask, paths). None
+    when there are none, or when the batch's text is not all UTF-8 (the slow path copes).
+    """
+    # the kernel clears its buffer before each path, so numpy's 'S' strings (trailing NULs
+    # dropped) are exactly the paths; pyarrow converts them in C
+    arr = pa.array(recs["path"], type=pa.binary())
+    try:
+        text = arr.cast(pa.string())
+    except pa.ArrowInvalid:
+        return None
+    bad = pc.or_(pc.or_(pc.match_substring(text, "/."), pc.match_substring(text, "//")),
+                 pc.or_(pc.ends_with(text, "/"), pc.match_substring(text, "\\")))
+    # stale bytes after a NUL (a buffer not cleared): left to the slow path, which cuts at len
+    bad = pc.or_(bad, pc.match_substring(text, "\x00"))
+    ok = pc.and_(pc.and_(pc.starts_with(text, "/"), pc.invert(bad)),
+                 pc.equal(pa.array(recs["base"]), 0))
+    mask = ok.to_numpy(zero_copy_only=False)
+    if not mask.any():
+        return None
+    return mask, text.filter(ok).to_pylist()
 
 
 def decode_sockaddr(raw: bytes, proto: str = "tcp") -> str | None:
@@ -291,28 +317,40 @@ class Resolver:
     # --- new files (batch) ---------------------------------------------------------------
     def learn_files(self, recs: np.ndarray, ids: np.ndarray) -> int:
         """Take a batch of `wire.NEWFILE` records (ids: their keys): each id's path and its
-        directory's. Returns how many were new. In time order, so a dirfd opened earlier in
-        the batch is known when a path relative to it comes."""
+        directory's. Returns how many were new. Absolute paths that are plain UTF-8 and need
+        no normalising (nearly all) are decoded in one vectorised pass; the others one by
+        one, in time order, so a dirfd opened earlier in the batch is known when a path
+        relative to it comes."""
         if len(recs) == 0:
             return 0
+        files, dirs = self.files, self.dirs
+        before = len(files)
+        fast = _plain_absolute(recs)
+        if fast is not None:
+            mask, paths = fast
+            fids = ids[mask].tolist()
+            files.update(zip(fids, paths))
+            dmask = recs["dir"][mask]
+            uniq, first = np.unique(dmask, return_index=True)
+            for d, i in zip(uniq.tolist(), first.tolist()):
+                if d not in dirs:
+                    dirs[d] = paths[i].rpartition("/")[0] or "/"
+            recs, ids = recs[~mask], ids[~mask]
         order = np.argsort(recs["ts"], kind="stable")
         recs, ids = recs[order], ids[order]
-        new = 0
-        files, dirs = self.files, self.dirs
         for fid, d, raw, n, base, tgid, seed, dirfd in zip(
                 ids.tolist(), recs["dir"].tolist(), recs["path"].tolist(), recs["len"].tolist(),
                 recs["base"].tolist(), recs["tgid"].tolist(), recs["seed"].tolist(),
                 recs["dirfd"].tolist()):
             raw = raw[:n]  # the kernel's buffer holds older bytes past the path's NUL
-            if base == 0:  # absolute: the common case, kept short
+            if base == 0:
                 path = escape_bytes(_norm(raw))
             else:
                 path = self._join(tgid, dirfd, raw, seed=seed)
-            new += fid not in files
             files[fid] = path
             if d not in dirs:
                 dirs[d] = self._dir_of(path, raw)
-        return new
+        return len(files) - before
 
     def _learn(self, fid: int, dir_id: int, path: str, raw: bytes) -> None:
         self.files[fid] = path

@@ -745,6 +745,8 @@ static __always_inline int open_done(u16 sys, s64 ret, u32 tgid, u32 tid, s32 di
     struct newfile *nf = nf_scratch.lookup(&z);
     if (!nf)
         return 0;
+    /* a clean buffer: user space takes the path as the NUL-free prefix (32 stores) */
+    __builtin_memset(nf->path, 0, NEWPATH_MAX);
     int n = bpf_probe_read_user_str(nf->path, NEWPATH_MAX, (void *)uptr);
     if (n <= 0 || n >= NEWPATH_MAX)  /* unreadable, or possibly cut: no stable identity */
         return open_long(sys, tgid, tid, fd, dirfd, ret, lat, uptr);
