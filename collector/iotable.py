@@ -20,6 +20,7 @@ import pyarrow as pa
 from iolens.collector import schema as S
 from iolens.collector.enrich import AT_FDCWD, Resolver
 from iolens.probes import wire
+from iolens.probes._optional import trimmed_lists as _trimmed_lists
 
 _SYS_NAMES = np.array(["other"] + [wire.SYS_NAME[i] for i in range(1, len(wire.SYSCALLS) + 1)],
                       dtype=object)
@@ -221,14 +222,3 @@ def _note_file_ops(procs, pids: np.ndarray, classes: list, ops: list[str],
         ks = list(acc)
         note_file_ops(procs, [k[0] for k in ks], [k[1] for k in ks], [k[2] for k in ks],
                       [acc[k] for k in ks])
-
-
-def _trimmed_lists(hist: np.ndarray) -> pa.Array:
-    """(rows × buckets) counts -> list<int64> without trailing zero buckets."""
-    n, b = hist.shape
-    nz = hist != 0
-    last = np.where(nz.any(axis=1), b - np.argmax(nz[:, ::-1], axis=1), 0)
-    offsets = np.concatenate([[0], np.cumsum(last)]).astype(np.int32)
-    mask = np.arange(b)[None, :] < last[:, None]
-    values = hist[mask].astype(np.int64)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))

@@ -703,14 +703,10 @@ static __always_inline int hand_over(struct newfile *nf, u64 id, u16 sys, u32 ti
     return 1;
 }
 
-/* A path too long for the newfiles record: a unique id per open and the path in an event
- * (the behaviour of every open before keys by file). */
-static __always_inline int open_long(u16 sys, u32 tgid, u32 tid, s32 fd, s32 dirfd, s64 ret,
-                                     u64 lat, u64 uptr)
+/* An open as a ring-buffer event with its path (failed opens; paths too long to hash). */
+static __always_inline int open_event(u16 sys, u32 tgid, u32 tid, s32 fd, s32 dirfd, u64 id,
+                                      s64 ret, u64 lat, u64 uptr)
 {
-    u64 id = fd_new_unique(tgid, fd);
-    struct fd_val fv = {.id = id};
-    agg_add(tgid, tid, fd, id ? &fv : 0, sys, ret, lat, 0, 0, -1);
     struct event *e = ev_new(EV_OPEN, sys, tgid, tid);
     if (!e)
         return 0;
@@ -724,21 +720,24 @@ static __always_inline int open_long(u16 sys, u32 tgid, u32 tid, s32 fd, s32 dir
     return 0;
 }
 
+/* A path too long for the newfiles record: a unique id per open and the path in an event
+ * (the behaviour of every open before keys by file). */
+static __always_inline int open_long(u16 sys, u32 tgid, u32 tid, s32 fd, s32 dirfd, s64 ret,
+                                     u64 lat, u64 uptr)
+{
+    u64 id = fd_new_unique(tgid, fd);
+    struct fd_val fv = {.id = id};
+    agg_add(tgid, tid, fd, id ? &fv : 0, sys, ret, lat, 0, 0, -1);
+    return open_event(sys, tgid, tid, fd, dirfd, id, ret, lat, uptr);
+}
+
 /* A completed open (dirfd and path pointer as passed, `lat` 0 without latency). */
 static __always_inline int open_done(u16 sys, s64 ret, u32 tgid, u32 tid, s32 dirfd, u64 uptr,
                                      u64 lat)
 {
     if (ret < 0) {  /* failed opens are rare events: one each, with the path */
         agg_add(tgid, tid, -1, 0, sys, ret, lat, 0, 0, -1);
-        struct event *e = ev_new(EV_OPEN, sys, tgid, tid);
-        if (!e)
-            return 0;
-        e->fd2 = dirfd;
-        e->ret = ret;
-        e->lat = lat;
-        ev_path(e, uptr);
-        ev_send(e);
-        return 0;
+        return open_event(sys, tgid, tid, -1, dirfd, 0, ret, lat, uptr);
     }
     s32 fd = (s32)ret;
     u32 z = 0;
