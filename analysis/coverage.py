@@ -46,7 +46,18 @@ def _int(row: dict[str, Any], key: str) -> int:
 
 
 def measure(reduced: Any, th: dict[str, float]) -> Coverage:
-    """Coverage of one capture (or fleet tree) from its health table and io grains."""
+    """Coverage of one capture (or fleet tree) from its health table and io grains; computed
+    once per reductions (the verdict and the health summary both ask)."""
+    cache = getattr(reduced, "_cache", None)
+    if cache is not None and "_coverage" in cache:
+        return cache["_coverage"]
+    cov = _measure(reduced, th)
+    if cache is not None:
+        cache["_coverage"] = cov
+    return cov
+
+
+def _measure(reduced: Any, th: dict[str, float]) -> Coverage:
     h = reduced.get("health")
     row = h.to_pylist()[0] if h is not None and h.num_rows else {}
     grains = reduced.get("grains")
