@@ -42,10 +42,6 @@ EVENT_BUDGET = 20_000
 #: nothing dropped and memory bounded)
 CUT_QUEUE = 30
 SWITCH_S = 0.001
-#: give freed heap back every this many intervals: the drains' multi-MB numpy buffers (made
-#: on the flipper thread, in its own malloc arena) otherwise stay in RSS (+60-70 MB under a
-#: small-file load, measured with benchmarks/smallfiles.py)
-TRIM_EVERY = 5
 FAST_FIRST_S = 0.3  # length of the first interval when a dashboard asks for a fast start
 FAST_MAX_S = 1.5  # ...and at most this long of such short intervals before the optional probes
 
@@ -400,8 +396,6 @@ class Collector:
         iv = Interval(start_ns, end_ns, tables, h)
         for sink in self.sinks:
             sink(iv)
-        if self.intervals % TRIM_EVERY == 0:
-            _trim_heap()
         self._cpu0 = cpu1
 
     def _events_table(self) -> pa.Table:
