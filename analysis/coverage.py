@@ -120,9 +120,7 @@ def _reasons(c: Coverage, th: dict[str, float]) -> list[str]:
     if c.intervals and c.stretched_intervals / c.intervals > th["coverage_max_stretched"]:
         out.append(f"{c.stretched_intervals} of {c.intervals} intervals ran long (up to "
                    f"{c.max_interval_s:.1f} s): the collector fell behind")
-    named = c.ops_counted - c.unresolved_ops
-    if c.ops_counted and c.unresolved_ops / c.ops_counted > th["coverage_max_uncounted"] \
-            and named >= 0:
+    if c.ops_counted and c.unresolved_ops / c.ops_counted > th["coverage_max_uncounted"]:
         out.append(f"{c.unresolved_ops / c.ops_counted:.0%} of operations have no file or "
                    "peer name (paths lost)")
     return out

@@ -349,16 +349,16 @@ class Resolver:
                 path = self._join(tgid, dirfd, raw, seed=seed)
             files[fid] = path
             if d not in dirs:
-                dirs[d] = self._dir_of(path, raw)
+                dirs[d] = self._dir_of(path)
         return len(files) - before
 
     def _learn(self, fid: int, dir_id: int, path: str, raw: bytes) -> None:
         self.files[fid] = path
         if dir_id and dir_id not in self.dirs:
-            self.dirs[dir_id] = self._dir_of(path, raw)
+            self.dirs[dir_id] = self._dir_of(path)
 
     @staticmethod
-    def _dir_of(path: str, raw: bytes) -> str:
+    def _dir_of(path: str) -> str:
         """The directory a path's directory id stands for (a relative name without '/'
         stands in its base: the same as the path's dirname)."""
         return path.rpartition("/")[0] or "/"

@@ -65,12 +65,9 @@ EV_TYPES = {1: "open", 2: "close", 3: "socket", 4: "connect", 5: "accept", 6: "d
 COUNTERS = ("lost_events", "agg_overflow", "fd_overflow", "target_overflow", "folded_dir",
             "folded_proc", "newfile_lost")
 
-#: `agg_key.grain`: file (its own row), directory or process (folded: no room for the file)
-GRAINS = ("file", "dir", "proc")
 #: ids made unique at creation (sockets, pipes, long paths) have this bit; path hashes never
 ID_UNIQUE = 1 << 63
 NEWPATH_MAX = 256
-BASES = ("abs", "cwd", "dirfd")
 
 AGG_KEY = np.dtype([("id", "<u8"), ("tgid", "<u4"), ("tid", "<u4"), ("fd", "<i4"),
                     ("sys", "<u2"), ("grain", "u1"), ("pad", "u1")])

@@ -31,6 +31,12 @@ with open(path, "rb", buffering=0) as f:
 """
 
 
+def files(app: TopApp) -> list[str]:
+    """File keys of the dashboard's current frame."""
+    snap = app.snapshot
+    return [] if snap is None else snap.files.column("key").to_pylist()
+
+
 async def test_live_top_finds_the_workload_file_at_the_top(tmp_path):
     data = tmp_path / "known-input.bin"
     data.write_bytes(os.urandom(1 << 20))
@@ -40,13 +46,10 @@ async def test_live_top_finds_the_workload_file_at_the_top(tmp_path):
     app = TopApp(cli.build_source(args), verdict_every=2)
     target = str(data)
 
-    def files() -> list[str]:
-        snap = app.snapshot
-        return [] if snap is None else snap.files.column("key").to_pylist()
 
     async with app.run_test(size=(120, 30)) as pilot:
         # generous bound: compiling the probes takes 10-30 s on a loaded 2-core machine
-        await wait_for(pilot, lambda: target in files() or app.failed is not None, tries=20000)
+        await wait_for(pilot, lambda: target in files(app) or app.failed is not None, tries=20000)
         assert app.failed is None
         await pilot.press("2")
         await wait_for(pilot, lambda: bool(app.table("files").shown_rows))
@@ -83,12 +86,9 @@ async def test_live_top_p_follows_a_running_pid_and_only_it(tmp_path):
         app = TopApp(cli.build_source(args), verdict_every=2)
         target = str(data)
 
-        def files() -> list[str]:
-            snap = app.snapshot
-            return [] if snap is None else snap.files.column("key").to_pylist()
 
         async with app.run_test(size=(120, 30)) as pilot:
-            await wait_for(pilot, lambda: target in files() or app.failed is not None,
+            await wait_for(pilot, lambda: target in files(app) or app.failed is not None,
                            tries=20000)
             assert app.failed is None
             # -p traces that process (and its children) only: no other pid is shown
