@@ -37,7 +37,7 @@ SIZE_BUCKETS = 24
 
 #: `io.op` values (exact words of the contract).
 OPS = ("read", "write", "open", "close", "fsync", "stat", "mmap", "send", "recv", "connect",
-       "accept", "other")
+       "accept", "other", "poll")
 #: `io.kind` values.
 KINDS = ("file", "socket", "pipe", "device", "other")
 
@@ -62,7 +62,8 @@ IO = pa.schema([
     _f("pid", pa.int32(), None, False, "host pid (thread group id)"),
     _f("tid", pa.int32(), None, True, "thread id, null when aggregated per process"),
     _f("comm", pa.string(), None, True, "process name"),
-    _f("op", pa.string(), None, False, "one of OPS"),
+    _f("op", pa.string(), None, False,
+       "one of OPS; poll = time a thread waited for readiness in poll/select/epoll_wait"),
     _f("kind", pa.string(), None, False, "file, socket, pipe, device, other"),
     _f("resource", pa.string(), None, True,
        "absolute path; tcp:IP:PORT / udp:IP:PORT / unix:PATH peer for sockets"),
@@ -155,6 +156,19 @@ HEALTH = pa.schema([
        "poll cycles that stopped at the per-cycle event budget (events left for later)"),
     _f("unresolved_ops", pa.int64(), "ops", True,
        "ops in rows whose file or peer could not be named"),
+])
+
+CPU = pa.schema([
+    _f("ts", TS, "ns", False, "interval start"),
+    _f("interval_s", pa.float64(), "s", False),
+    _f("host", pa.string(), None, False),
+    _f("pid", pa.int32(), None, False, "host pid (thread group id)"),
+    _f("tid", pa.int32(), None, False, "thread id"),
+    _f("comm", pa.string(), None, True, "thread name"),
+    _f("cpu_ns", pa.int64(), "ns", False, "time on a CPU in the interval (schedstat)"),
+    _f("runq_ns", pa.int64(), "ns", True,
+       "time runnable but waiting for a CPU in the interval (CPU contention)"),
+    _f("slices", pa.int64(), "timeslices", True, "times the thread was scheduled in"),
 ])
 
 # --- tables of the optional probes (block layer, page cache, mmap faults, TCP, GPU) ----------
@@ -251,6 +265,7 @@ TABLES: dict[str, pa.Schema] = {
     "faults": FAULTS,
     "tcp": TCP,
     "gpu": GPU,
+    "cpu": CPU,
 }
 
 

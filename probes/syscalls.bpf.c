@@ -26,6 +26,8 @@
  * several times slower, and it was only needed for one typedef of the preadv2/pwritev2
  * tracepoint structs (kernel: `typedef int __bitwise rwf_t`). */
 typedef int rwf_t;
+/* and the ppoll/pselect6/epoll_pwait* structs name sigset_t (only as a pointer, never read) */
+typedef struct { unsigned long sig[1]; } sigset_t;
 #include "events.h"
 
 #ifndef FILTER_MODE
@@ -270,7 +272,8 @@ static __always_inline int agg_add(u32 tgid, u32 tid, s32 fd, struct fd_val *fv,
                                    u64 lat, u64 nbytes, int sized, s64 pos)
 {
     u64 id = fv ? fv->id : 0;
-    struct agg_key key = {.id = id, .tgid = tgid, .tid = PER_THREAD ? tid : 0,
+    struct agg_key key = {.id = id, .tgid = tgid,
+                          .tid = (PER_THREAD || sys >= SYS_POLL) ? tid : 0,
                           .fd = id ? -1 : fd, .sys = sys, .grain = GRAIN_FILE};
     u32 z = 0;
     struct agg_val *zero = zeroval.lookup(&z);
@@ -585,6 +588,61 @@ SYNC_FD(io_uring_enter, SYS_IO_URING_ENTER, args->fd)
 #endif
 #ifdef HAVE_lseek
 SYNC_FD(lseek, SYS_LSEEK, args->fd)
+#endif
+
+/* ---- waits for readiness (poll, select, epoll) ----------------------------------------
+ * How event loops and communication threads (gloo, NCCL's socket transport, asyncio) wait
+ * for peers on non-blocking sockets. Counted per thread whatever PER_THREAD says (the
+ * threads that wait are few and which one waits matters), never as slow events (a long
+ * wait is normal here). The fd: poll's first pollfd when it watches exactly one, the epoll
+ * fd for epoll, none for select. Needs latency: not attached under --no-latency. */
+#if TRACK_LATENCY
+static __always_inline int on_exit_poll(u16 sys, s64 ret)
+{
+    u64 lat = 0;
+    struct start_t *s = take_start(sys, &lat);
+    if (!s)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
+    s32 fd = s->fd;
+    struct fd_val *fv = fd < 0 ? 0 : fd_get(tgid, fd);
+    agg_add(tgid, tid, fd, fv, sys, ret < 0 ? ret : 0, lat, 0, 0, -1);
+    return 0;
+}
+
+static __always_inline s32 first_pollfd(u64 ufds, u64 nfds)
+{
+    s32 fd = -1;
+    if (nfds != 1 || bpf_probe_read_user(&fd, sizeof(fd), (void *)ufds) != 0)
+        return -1;
+    return fd;
+}
+
+#define POLL_OP(name, SYS, fdexpr)                                                           \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##name) { return on_enter(SYS, (s32)(fdexpr), 0, 0); } \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return on_exit_poll(SYS, args->ret); }
+#ifdef HAVE_poll
+POLL_OP(poll, SYS_POLL, first_pollfd((u64)args->ufds, args->nfds))
+#endif
+#ifdef HAVE_ppoll
+POLL_OP(ppoll, SYS_PPOLL, first_pollfd((u64)args->ufds, args->nfds))
+#endif
+#ifdef HAVE_select
+POLL_OP(select, SYS_SELECT, -1)
+#endif
+#ifdef HAVE_pselect6
+POLL_OP(pselect6, SYS_PSELECT6, -1)
+#endif
+#ifdef HAVE_epoll_wait
+POLL_OP(epoll_wait, SYS_EPOLL_WAIT, args->epfd)
+#endif
+#ifdef HAVE_epoll_pwait
+POLL_OP(epoll_pwait, SYS_EPOLL_PWAIT, args->epfd)
+#endif
+#ifdef HAVE_epoll_pwait2
+POLL_OP(epoll_pwait2, SYS_EPOLL_PWAIT2, args->epfd)
+#endif
 #endif
 
 /* ---- path-based metadata ops: counted per process (fd -100) --------------------------- */

@@ -29,7 +29,11 @@ SYSCALLS = (
     "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
     "connect", "accept", "accept4", "socket", "socketpair",
     "dup", "dup2", "dup3", "fcntl", "pipe", "pipe2", "lseek", "chdir", "fchdir",
+    "poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2",
 )
+#: waits for readiness: op "poll", always counted per thread, never slow events
+POLL_SYSCALLS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait",
+                 "epoll_pwait2")
 SYS_ID = {name: i + 1 for i, name in enumerate(SYSCALLS)}
 SYS_NAME = {i + 1: name for i, name in enumerate(SYSCALLS)}
 
@@ -44,6 +48,7 @@ _STATIC_OP = {
     "sendto": "send", "sendmsg": "send", "sendmmsg": "send",
     "recvfrom": "recv", "recvmsg": "recv", "recvmmsg": "recv",
     "connect": "connect", "accept": "accept", "accept4": "accept",
+    **{name: "poll" for name in POLL_SYSCALLS},
 }
 
 
