@@ -14,6 +14,8 @@ Columns this module expects when they are present:
   readahead_pages, dirtied_pages, throttle_ns (balance_dirty_pages sleep), size_bytes
 - ``faults``: host, pid, resource, faults (faults that did I/O), bytes, lat_sum_ns (nullable)
 - ``tcp``: host, pid (nullable), resource (peer, tcp:IP:PORT), segs_out, retransmits, rtt_us
+- ``tcp`` also: local (IP:PORT), rtt_us, bytes_sent, bytes_received, interval_s (tcp_conns)
+- ``cpu``: host, pid, tid, cpu_ns, runq_ns (on-CPU time, from schedstat)
 - ``gpu``: not used by the rules yet
 """
 
@@ -31,9 +33,6 @@ from iolens.collector.schema import LAT_BUCKETS
 #: above this many io rows, histograms come from a sample of about this many rows
 HIST_EXACT_ROWS = 1_000_000
 
-#: syscalls that block in poll-like waits (counted as waiting on peers, never as I/O)
-POLL_SYSCALLS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait",
-                 "epoll_pwait2")
 
 
 def hist_sums(eng: Engine, column: str, n: int, prefix: str) -> str:
@@ -97,7 +96,7 @@ SELECT ts, host, pid, kind, COALESCE(file_class, kind) AS file_class,
        SUM(count) AS count, SUM(bytes) AS bytes, SUM(lat_sum_ns) AS lat_sum_ns,
        MAX(interval_s) AS interval_s
 FROM io
-WHERE kind <> 'pipe' AND op <> 'accept' AND COALESCE(resource, '') NOT LIKE 'unix:%'
+WHERE kind <> 'pipe' AND op <> 'accept' AND op <> 'poll' AND COALESCE(resource, '') NOT LIKE 'unix:%'
 GROUP BY ts, host, pid, kind, COALESCE(file_class, kind)"""
 
 
@@ -186,6 +185,27 @@ SELECT host, pid, resource, SUM(segs_out) AS segs_out, SUM(retransmits) AS retra
 FROM tcp GROUP BY host, pid, resource"""
 
 
+def tcp_conns_sql(eng: Engine) -> str:
+    """Per connection (owner, peer, local endpoint): RTT, retransmits and bytes moved, with
+    the span the connection was active (the link rules and the wait-for graph read it)."""
+    return """
+SELECT host, pid, resource, COALESCE(local, '') AS local,
+       AVG(rtt_us) AS rtt_us, MIN(rtt_us) AS rtt_us_min, MAX(rtt_us) AS rtt_us_max,
+       SUM(retransmits) AS retransmits, SUM(segs_out) AS segs_out,
+       SUM(COALESCE(bytes_sent, 0)) AS bytes_sent,
+       SUM(COALESCE(bytes_received, 0)) AS bytes_received,
+       COUNT(*) AS intervals, SUM(interval_s) AS active_s
+FROM tcp GROUP BY host, pid, resource, COALESCE(local, '')"""
+
+
+def cpu_sql(eng: Engine) -> str:
+    """On-CPU and run-queue time per process (summed over its threads)."""
+    return """
+SELECT host, pid, SUM(cpu_ns) AS cpu_ns, SUM(COALESCE(runq_ns, 0)) AS runq_ns,
+       COUNT(DISTINCT tid) AS threads
+FROM cpu GROUP BY host, pid"""
+
+
 def ops_from_resources(res: pa.Table) -> pa.Table:
     """`ops` (see ops_sql) as a roll-up of `resources`: a small post-aggregation in Arrow."""
     keys = ["host", "pid", "op", "kind", "file_class"]
@@ -216,6 +236,7 @@ QUERIES = {
     "grains": ("io", grain_sql),
     "block": ("block", block_sql), "pagecache": ("pagecache", pagecache_sql),
     "faults": ("faults", faults_sql), "tcp": ("tcp", tcp_sql),
+    "tcp_conns": ("tcp", tcp_conns_sql), "cpu": ("cpu", cpu_sql),
 }
 
 
@@ -310,6 +331,9 @@ class Reduced:
                     if row.get(k) is not None:
                         d[k] = row[k]
                 _widen_span(d, row, start, end)
+        from iolens.analysis import ranks
+
+        ranks.recognise(info, self.get("resources"), self.get("tcp_conns"))
         for d in info.values():
             f = d.get("first_ns") or start
             e = d.get("last_ns") or end

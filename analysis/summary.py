@@ -59,7 +59,9 @@ def top_tables(r: Reduced, n: int = 10) -> dict[str, list[dict[str, Any]]]:
             "pid": row["pid"], "comm": p.get("comm"), "role": p.get("role"),
             "ops": int(row["count"]), "bytes": int(row["bytes"]),
             "blocked_s": round(row["blocked"] / 1e9, 3),
-            "blocked_share": round(min(row["blocked"] / 1e9 / wall, 9.99), 3),
+            # threads blocking at once, or a worker's span known only from its I/O, can sum
+            # above its wall time: a share of wall time is at most all of it
+            "blocked_share": round(min(row["blocked"] / 1e9 / wall, 1.0), 3),
             "waiting_on_peers_s": round(waits.get(row["pid"], 0) / 1e9, 3)})
     for kinds, key in ((["file", "device"], "files"), (["socket"], "peers")):
         t = res.filter(pc.is_in(res.column("kind"), pc.cast(kinds, "string")))

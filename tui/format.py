@@ -66,6 +66,11 @@ def duration(seconds: float) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def interval(seconds: float) -> str:
+    """An interval length for a header: 1s, 0.5s, 2.5s (never 0.806033s)."""
+    return f"{seconds:.2g}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
 def sparkline(values: Sequence[float], width: int) -> str:
     """The last `width` values as block characters scaled to their own maximum."""
     vals = list(values)[-width:]

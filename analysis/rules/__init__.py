@@ -42,8 +42,9 @@ class Finding:
 
 def all_rules() -> tuple:
     """Every rule function, in a stable order (imported late: rule modules import Finding)."""
-    from iolens.analysis.rules import fileio, fleet, memory, network, workload
-    return fileio.RULES + memory.RULES + network.RULES + workload.RULES + fleet.RULES
+    from iolens.analysis.rules import causal, fileio, fleet, memory, network, workload
+    return fileio.RULES + memory.RULES + network.RULES + workload.RULES + causal.RULES + \
+        fleet.RULES
 
 
 def assign_severity(f: Finding, wall_s: float, io_bound: bool, starved: bool,
@@ -60,21 +61,23 @@ def assign_severity(f: Finding, wall_s: float, io_bound: bool, starved: bool,
     return replace(f, severity=sev, impact_s=round(min(f.impact_s, wall_s or f.impact_s), 4))
 
 
-def _untraced_waits(verdict: Any, found: list[Finding], wall_s: float,
-                    th: dict[str, float]) -> None:
+def _link_waits(verdict: Any, found: list[Finding], wall_s: float,
+                th: dict[str, float]) -> None:
     """Waits the syscall times cannot show (non-blocking sockets wait in epoll) still make a
-    run I/O-bound when a rule estimated them large enough; the summary says so."""
-    nb = [f for f in found if f.code.endswith("-NB")]
-    wait = max((f.impact_s for f in nb), default=0.0)
+    run I/O-bound when a slow link was measured (RTT/retransmits: NET-LINK-*) and its
+    participants waited long enough; the summary says so."""
+    links = [f for f in found if f.code.startswith("NET-LINK")]
+    wait = max((f.impact_s for f in links), default=0.0)
     if wall_s > 0 and wait / wall_s >= th["io_bound_fraction"] and not verdict.io_bound:
         verdict.io_bound = True
         verdict.summary = (f"I/O-bound on the network: about {wait / wall_s:.0%} of the wall "
-                           f"time waiting on a slow link (non-blocking sockets; "
-                           f"{verdict.summary})")
+                           f"time waiting on a slow link; "
+                           f"{verdict.summary.replace('not I/O-bound: ', '', 1)}")
 
 
 def evaluate(reduced: Any, thresholds: dict[str, float]) -> tuple[Any, list[Finding]]:
     """Verdict and findings (sorted by impact, largest first) for one set of reductions."""
+    from iolens.analysis.rules import causal
     from iolens.analysis.rules._common import Ctx
     from iolens.analysis.verdict import decide
 
@@ -84,7 +87,8 @@ def evaluate(reduced: Any, thresholds: dict[str, float]) -> tuple[Any, list[Find
     found: list[Finding] = []
     for rule in all_rules():
         found.extend(rule(ctx))
-    _untraced_waits(verdict, found, ctx.wall_s, thresholds)
+    found = causal.credit_waits(ctx, found)
+    _link_waits(verdict, found, ctx.wall_s, thresholds)
     found = [assign_severity(f, ctx.wall_s, verdict.io_bound, starved, thresholds)
              for f in found]
     found = [f for f in found if f.impact_s >= thresholds["min_impact_s"] or

@@ -141,13 +141,18 @@ def role_key(info: dict[str, Any]) -> str:
 
 def blocked_io_rows(ctx: Ctx) -> pa.Table:
     """The `resources` rows (host, pid, op, kind, resource) that count as blocked in I/O:
-    files, devices and IP sockets; not accept, not unix sockets, not an inference server's
-    recv (its idle wait for requests)."""
+    files, devices and IP sockets to other hosts; not accept, not waits in poll/epoll, not
+    unix sockets, not connections to a local process (loopback or the host's own address:
+    waiting for that process, see analysis/waitgraph.py), not an inference server's recv
+    (its idle wait for requests)."""
     r = ctx.resources()
     if r.num_rows == 0:
         return r
     keep = pc.is_in(r.column("kind"), pa.array(["file", "device", "socket"]))
-    keep = pc.and_(keep, pc.not_equal(r.column("op"), "accept"))
+    keep = pc.and_(keep, pc.invert(pc.is_in(r.column("op"), pa.array(["accept", "poll"]))))
+    local = local_peer_mask(ctx, r)
+    if local is not None:  # waits on local processes are theirs to explain (waitgraph)
+        keep = pc.and_(keep, pc.invert(local))
     keep = pc.and_(keep, pc.invert(pc.starts_with(r.column("resource"), "unix:")))
     servers = [p for p, i in ctx.procs.items() if i.get("role") == "inference-server"]
     if servers:
@@ -155,6 +160,18 @@ def blocked_io_rows(ctx: Ctx) -> pa.Table:
                        pc.equal(r.column("op"), "recv"))
         keep = pc.and_(keep, pc.invert(idle))
     return r.filter(keep)
+
+
+def local_peer_mask(ctx: Ctx, r: pa.Table) -> pa.Array | None:
+    """True for `resources` rows on a connection whose other end is on this host."""
+    from iolens.analysis import waitgraph
+
+    local = {(e.waiter, e.resource) for e in waitgraph.build(ctx).edges if e.local}
+    if not local:
+        return None
+    return pa.array([(p, res) in local for p, res in
+                     zip(r.column("pid").to_pylist(), r.column("resource").to_pylist(),
+                         strict=True)], pa.bool_())
 
 
 def blocked_io(ctx: Ctx) -> pa.Table:

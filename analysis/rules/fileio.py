@@ -8,6 +8,7 @@ Impact = the group's blocked seconds / its number of processes (they wait in par
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -233,4 +234,71 @@ def _block_evidence(ctx: Ctx) -> dict:
             "device_mb": rnd(d["bytes"] / 1e6, 1)}
 
 
-RULES = (small_io, metadata_heavy, sync_stall, random_access, slow_device)
+def slow_path(ctx: Ctx) -> list[Finding]:
+    """One process served far slower per byte than its peers reading the same kind of data:
+    its own storage path is slow (a cgroup I/O limit, another mount, a remote tier), not the
+    work it was given. Judged per process on sequential file reads of >= slow_min_bytes,
+    against the median of the other processes of the same file class."""
+    th, out = ctx.th, []
+    r = ctx.resources(field_in("kind", FILE_KINDS) & pc.equal(pc.field("op"), "read"))
+    per: dict[tuple[str, int], list[float]] = {}
+    for row in r.to_pylist():
+        if row["random_ops"] >= th["random_share"] * row["count"]:
+            continue
+        d = per.setdefault((row["file_class"] or "other", row["pid"]), [0.0, 0.0])
+        d[0] += row["bytes"]
+        d[1] += row["lat_sum_ns"] / 1e9
+    classes: dict[str, dict[int, tuple[float, float]]] = {}
+    for (cls, pid), (b, t) in per.items():
+        if b >= th["slow_min_bytes"] and t > 0:
+            classes.setdefault(cls, {})[pid] = (b, t)
+    for cls, procs in classes.items():
+        if len(procs) < 2:
+            continue
+        s_per_mib = {p: t / (b / 2**20) for p, (b, t) in procs.items()}
+        slow = max(procs, key=lambda p: (s_per_mib[p], -p))
+        peers = statistics.median(v for p, v in s_per_mib.items() if p != slow)
+        if s_per_mib[slow] < th["slowpath_ratio"] * max(peers, 1e-9):
+            continue
+        b, t = procs[slow]
+        excess = t - b / 2**20 * peers
+        if excess < th["warn_impact_fraction"] * ctx.wall_s:
+            continue
+        res, files = top_resource(ctx, [slow], ("read",))
+        out.append(Finding(
+            code="IO-SLOWPATH", category="slow-device", severity="",
+            title=f"pid {slow} reads {cls} data at {s_per_mib[slow] * 1e3:.1f} ms/MiB, "
+                  f"{s_per_mib[slow] / max(peers, 1e-9):.0f}x slower than its "
+                  f"{len(procs) - 1} peer(s) ({peers * 1e3:.1f} ms/MiB)",
+            culprit=ctx.culprit(slow, res), impact_s=excess,
+            evidence={"ms_per_mib": rnd(s_per_mib[slow] * 1e3),
+                      "peers_ms_per_mib": rnd(peers * 1e3), "bytes": int(b),
+                      "time_s": rnd(t), "peers": len(procs) - 1, "top_resources": files,
+                      "cgroup": ctx.procs.get(slow, {}).get("cgroup"),
+                      **_where_time_went(ctx, b, t)},
+            recommendation=("This process's storage path is slower than its peers' for the "
+                            "same data: check its cgroup I/O limits (io.max / "
+                            "blkio.throttle.*), the mount or tier its files are on, and "
+                            "whether it shares a device queue with a heavier reader.")))
+    return out
+
+
+def _where_time_went(ctx: Ctx, nbytes: float, time_s: float) -> dict:
+    """Block layer split: the device's own issue->completion time for these bytes against the
+    process's read time. What the device does not explain was spent before issue (queued or
+    throttled above the device: cgroup limits, the I/O scheduler)."""
+    b = ctx.reduced.get("block")
+    if b is None or b.num_rows == 0:
+        return {"block_layer": ctx.reduced.missing_reason("block")}
+    reads = [x for x in b.to_pylist() if x["op"] == "read" and x["bytes"]]
+    if not reads:
+        return {}
+    dev_s_per_byte = sum(x["lat_sum_ns"] for x in reads) / 1e9 / sum(x["bytes"] for x in reads)
+    device_s = dev_s_per_byte * nbytes
+    return {"device_ms_per_mib": rnd(dev_s_per_byte * 2**20 * 1e3),
+            "device_share": rnd(min(device_s / max(time_s, 1e-9), 1.0)),
+            "where": "device" if device_s >= 0.5 * time_s else
+                     "before the device (queued or throttled: cgroup io.max / blkio, scheduler)"}
+
+
+RULES = (small_io, metadata_heavy, sync_stall, random_access, slow_device, slow_path)

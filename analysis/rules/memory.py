@@ -152,6 +152,11 @@ def _mmap_without_faults(ctx: Ctx) -> list[Finding]:
     r = ctx.resources(field_in("kind", FILE_KINDS) & pc.equal(pc.field("op"), "mmap") & data)
     files = [x["resource"] for x in top_rows(r, "count", 3)] if r.num_rows else []
     pid = int(top_rows(m, "count", 1)[0]["pid"])
+    attached = getattr(ctx.reduced.meta, "probes_attached", None) or []
+    if "pagecache" in attached:
+        # the probe that records faults was there and saw none that did I/O: the mapped
+        # files were served from the page cache, which is no finding at all
+        return []
     return [Finding(code="IO-MMAP-NODATA", category="mmap-fault-io", severity="info",
                     title="files are mmap'd; fault I/O not measured",
                     culprit=ctx.culprit(pid, files[0] if files else None), impact_s=0.0,

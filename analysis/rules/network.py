@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from iolens.analysis import waitgraph
 from iolens.analysis.rules import Finding
 from iolens.analysis.rules._common import Ctx, field_in, rnd, sum_by, top_rows, total
 
@@ -27,6 +28,17 @@ def _peers(ctx: Ctx) -> pa.Table:
         return r
     r = r.filter(pc.invert(pc.starts_with(r.column("resource"), "unix:")))
     r = r.filter(pc.not_equal(r.column("resource"), ""))
+    if r.num_rows == 0:
+        return r
+    # a peer on this host is a process, not a link: its waits are credited to that process
+    # (rules/causal.py); peers of a collective are judged from their connections (network_link)
+    graph = waitgraph.build(ctx)
+    measured = ctx.reduced.get("tcp") is not None
+    ranks = {p for p, i in ctx.procs.items() if i.get("role") == "rank"} if measured else set()
+    drop = pa.array([graph.local_peer(p, res) or p in ranks for p, res in
+                     zip(r.column("pid").to_pylist(), r.column("resource").to_pylist(),
+                         strict=True)], pa.bool_())
+    r = r.filter(pc.invert(drop))
     if r.num_rows == 0:
         return r
     recv_err = pc.if_else(pc.equal(r.column("op"), "recv"), r.column("errors"), 0)
@@ -62,7 +74,8 @@ def network_bandwidth(ctx: Ctx) -> list[Finding]:
         _, avg_ms, avg_b = _rate(r)
         nb = _nonblocking(ctx, r)
         if nb is not None:  # non-blocking sockets: blocked-time rates mean nothing
-            out.append(nb)
+            if ctx.reduced.get("tcp") is None:
+                out.append(nb)  # no TCP probe: a guess, said as one (network_link otherwise)
             continue
         slow_abs = avg_b >= th["net_large_msg_bytes"] and mbps < th["net_bw_mbps"]
         slow_rel = len(rows) >= 2 and mbps < 0.5 * median and r["lat_sum_ns"] > 0
@@ -91,16 +104,18 @@ def _nonblocking(ctx: Ctx, r: dict) -> Finding | None:
     if share < th["net_wouldblock_share"] or mbps >= th["net_bw_mbps"]:
         return None
     impact = r["span_s"] - r["bytes"] / (th["net_bw_mbps"] * 1e6)
+    # without the connection's RTT and retransmits this cannot tell a slow link from a slow
+    # peer (a straggler makes every receive find no data too): never more than a note
     return Finding(
-        code="NET-BW-NB", category="network-bandwidth", severity="",
+        code="NET-BW-NB", category="network-bandwidth", severity="info",
         title=f"{mbps:,.1f} MB/s from {r['resource']} over {r['span_s']:.0f} s "
               f"({share:.0%} of receives found no data)",
         culprit=ctx.culprit(r["pid"], r["resource"]), impact_s=max(impact, 0.0),
         evidence={"mb_per_s": rnd(mbps, 2), "span_s": rnd(r["span_s"]),
                   "bytes": int(r["bytes"]), "would_block_share": rnd(share),
-                  "recvs": int(r["recv_count"]), "note": "non-blocking sockets: waiting "
-                  "happened in epoll/poll, which is not traced; impact is relative to a "
-                  f"{th['net_bw_mbps']:.0f} MB/s link"},
+                  "recvs": int(r["recv_count"]), "note": "non-blocking sockets and no TCP "
+                  "statistics for this connection: a slow link and a slow peer look the "
+                  f"same here; impact is relative to a {th['net_bw_mbps']:.0f} MB/s link"},
         recommendation=_BW_REC)
 
 
@@ -170,4 +185,121 @@ def _dedupe_peer(found: list[Finding]) -> list[Finding]:
     return list(best.values())
 
 
-RULES = (network_latency, network_bandwidth, network_loss)
+def _pairs(ctx: Ctx) -> list[dict]:
+    """Each TCP connection between two hosts (or network namespaces) once, from whichever
+    ends the tcp table saw: endpoints, mean RTT (ms), retransmits, segments, bytes, active s.
+    Connections to the same host (loopback, own address) are left out: no link there."""
+    conns = ctx.reduced.get("tcp_conns")
+    if conns is None or conns.num_rows == 0:
+        return []
+    pairs: dict[tuple[str, str], dict] = {}
+    for c in conns.to_pylist():
+        local, peer = c["local"], c["resource"][4:]
+        if not local or c["rtt_us"] is None:
+            continue
+        lip, pip_ = waitgraph.split_endpoint(local)[0], waitgraph.split_endpoint(peer)[0]
+        if lip == pip_ or waitgraph.is_loopback(pip_):
+            continue
+        key = tuple(sorted((local, peer)))
+        d = pairs.setdefault(key, {"ends": key, "rtts": [], "retransmits": 0, "segs": 0,
+                                   "bytes": 0, "active_s": 0.0, "pids": {}})
+        d["rtts"].append(c["rtt_us"] / 1e3)
+        d["retransmits"] += c["retransmits"] or 0
+        moved = (c["bytes_sent"] or 0) + (c["bytes_received"] or 0)
+        d["segs"] += max(c["segs_out"] or 0, int((c["bytes_sent"] or 0) / 1448))
+        d["bytes"] = max(d["bytes"], moved)
+        d["active_s"] = max(d["active_s"], c["active_s"] or 0.0)
+        if c["pid"] is not None:
+            d["pids"][local] = c["pid"]
+    for d in pairs.values():
+        d["rtt_ms"] = sum(d["rtts"]) / len(d["rtts"])
+    return list(pairs.values())
+
+
+def _bad(pairs: list[dict], th: dict[str, float]) -> list[dict]:
+    """Connections whose RTT is high in absolute terms and against the best connection, or
+    that lose segments."""
+    if not pairs:
+        return []
+    best = min(p["rtt_ms"] for p in pairs)
+    out = []
+    for p in pairs:
+        loss = p["retransmits"] / max(p["segs"], 1)
+        slow = p["rtt_ms"] >= th["net_rtt_high_ms"] and \
+            (len(pairs) == 1 or p["rtt_ms"] >= th["net_rtt_ratio"] * best)
+        if slow or (loss >= th["net_loss_share"] and p["retransmits"] >= 10):
+            out.append({**p, "loss": loss, "rtt_best_ms": best})
+    return out
+
+
+def _common_ip(bad: list[dict]) -> str:
+    """The address on the most bad connections (ties: the lowest, for a stable answer)."""
+    seen: dict[str, int] = {}
+    for p in bad:
+        for ip in {waitgraph.split_endpoint(e)[0] for e in p["ends"]}:
+            seen[ip] = seen.get(ip, 0) + 1
+    return sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def network_link(ctx: Ctx) -> list[Finding]:
+    """One finding per participant whose connections are slow or lossy (the common endpoint
+    of the bad connections), classified from what the connections show:
+    loss (retransmits), bandwidth (enough bytes in flight per round trip to fill a window:
+    queueing behind a rate limit inflates the RTT), else latency (small exchanges, each paying
+    the RTT). Impact: the off-CPU time of the processes on those connections beyond what the
+    healthy ones show (or the connections' active time when CPU time was not recorded)."""
+    th = ctx.th
+    pairs = _pairs(ctx)
+    bad = _bad(pairs, th)
+    if not bad:
+        return []
+    ip = _common_ip(bad)
+    mine = [p for p in bad if any(waitgraph.split_endpoint(e)[0] == ip for e in p["ends"])]
+    good = [p for p in pairs if p not in bad]
+    loss = max(p["loss"] for p in mine)
+    inflight = max(p["bytes"] / max(p["active_s"], 1e-9) * p["rtt_ms"] / 1e3 for p in mine)
+    rtt = max(p["rtt_ms"] for p in mine)
+    owner = next((pid for p in mine for ep, pid in p["pids"].items()
+                  if waitgraph.split_endpoint(ep)[0] == ip), None)
+    if loss >= th["net_loss_share"] and rtt < th["net_rtt_high_ms"]:
+        cat, code, what = "network-loss", "NET-LINK-LOSS", f"{loss:.1%} of segments retransmitted"
+        rec = ("Packets are lost on this participant's path: check NIC/switch errors, MTU "
+               "mismatches and congestion (ethtool -S, tc -s qdisc).")
+    elif inflight >= th["net_bdp_bytes"]:
+        cat, code, what = "network-bandwidth", "NET-LINK-BW",             f"RTT {rtt:.1f} ms under load ({inflight / 1024:.0f} KiB in flight per round trip)"
+        rec = ("This participant's link is saturated (queueing inflates its RTT): check its "
+               "rate limits (tc qdisc, NIC speed, cloud bandwidth caps), send less (bf16, "
+               "gradient compression), or overlap communication with compute.")
+    else:
+        cat, code, what = "network-latency", "NET-LINK-LAT",             f"RTT {rtt:.1f} ms vs {bad[0]['rtt_best_ms']:.2f} ms on the best connection"
+        rec = ("Round trips to this participant are slow while little data moves: move it "
+               "closer (same rack/zone), check for a slow hop or a delaying middlebox, and "
+               "exchange fewer, larger messages (bucket all-reduces).")
+    pids = sorted({pid for p in mine for pid in p["pids"].values()})
+    impact = _link_impact(ctx, pids, mine)
+    return [Finding(
+        code=code, category=cat, severity="",
+        title=f"participant {ip}: {what} on {len(mine)} of its connections",
+        culprit=ctx.culprit(owner, f"tcp:{ip}:*",
+                            role=ctx.procs.get(owner, {}).get("role") if owner else None),
+        impact_s=impact,
+        evidence={"ip": ip, "bad_connections": len(mine), "healthy_connections": len(good),
+                  "rtt_ms": rnd(rtt), "rtt_healthy_ms": rnd(min((p["rtt_ms"] for p in good),
+                                                               default=float("nan"))),
+                  "retransmit_share": rnd(loss, 4), "inflight_bytes": int(inflight),
+                  "rank": ctx.procs.get(owner, {}).get("rank") if owner else None,
+                  "pids": pids},
+        recommendation=rec)]
+
+
+def _link_impact(ctx: Ctx, pids: list[int], mine: list[dict]) -> float:
+    """Seconds the processes on the bad connections spent off-CPU (waiting), the least of
+    them (every participant of a collective waits for the slow link); without CPU time, the
+    bad connections' active span."""
+    cpu = waitgraph.build(ctx).cpu
+    if cpu and pids:
+        return max(0.0, min(ctx.pid_wall(p) - cpu.get(p, 0.0) for p in pids))
+    return max(p["active_s"] for p in mine)
+
+
+RULES = (network_latency, network_bandwidth, network_loss, network_link)

@@ -63,6 +63,9 @@ def imbalance(ctx: Ctx) -> list[Finding]:
         if excess < th["imbalance_time_share"] * ctx.wall_s or \
                 (t_max - t_min) < th["imbalance_ratio"] * t_max:
             continue
+        b_med = statistics.median(m["bytes"] for m in members)
+        if b_med > 0 and worst["bytes"] <= 1.5 * b_med:
+            continue  # same work, more time: a slower path (slow_path), not more work
         res = _top_resource(ctx, worst["pid"])
         out.append(Finding(
             code="WL-IMBALANCE", category="imbalance", severity="",
@@ -81,7 +84,7 @@ def imbalance(ctx: Ctx) -> list[Finding]:
 
 def _top_resource(ctx: Ctx, pid: int) -> str | None:
     r = ctx.resources(pc.equal(pc.field("pid"), pid) & pc.field("kind").isin(list(IO_KINDS))
-                      & pc.not_equal(pc.field("op"), "accept")
+                      & pc.invert(pc.field("op").isin(["accept", "poll"]))
                       & pc.invert(pc.starts_with(pc.field("resource"), "unix:")))
     top = top_rows(sum_by(r, ["resource"], ["lat_sum_ns"]), "lat_sum_ns", 1) if r.num_rows \
         else []

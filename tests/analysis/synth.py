@@ -109,12 +109,14 @@ def network_bandwidth() -> tuple[Tables, dict[str, Any]]:
 
 
 def imbalance() -> tuple[Tables, dict[str, Any]]:
-    # 4 ranks read 10 × 1 MiB per interval: ranks 0-2 at 10 ms per op (0.1 s/interval), rank 3
-    # at 60 ms (0.6 s/interval) -> max 6.0 s, median 1.0 s, impact = 6.0 - 1.0 = 5.0 s
+    # 4 ranks read 1 MiB at 10 ms per op: ranks 0-2 10 per interval (0.1 s/interval), rank 3
+    # was given 6x the data, 60 per interval (0.6 s/interval) -> max 6.0 s, median 1.0 s,
+    # impact = 6.0 - 1.0 = 5.0 s. (Same data, more time per byte is a slow path instead.)
     rows, procs = [], []
     for r in range(4):
-        rows.append(F.io_row(pid=700 + r, op="read", resource=f"/data/shard{r}", count=10,
-                             nbytes=10 << 20, lat_ns=60_000_000 if r == 3 else 10_000_000))
+        n = 60 if r == 3 else 10
+        rows.append(F.io_row(pid=700 + r, op="read", resource=f"/data/shard{r}", count=n,
+                             nbytes=n << 20, lat_ns=10_000_000))
         procs.append(_proc(700 + r, role="rank", rank=r))
     return _tables(_ivs(rows), procs), {"category": "imbalance", "pid": 703, "impact_s": 5.0,
                                         "resource": "/data/shard3"}

@@ -37,7 +37,7 @@ def health_text(snap: Snapshot | None, status: str, paused: bool, sort_line: str
             t.append(" ■ ended", style="bold")
     meta = snap.meta
     skipped = len(meta.probes_skipped or {})
-    t.append(f" {fmt.duration(snap.elapsed_s)} │ {snap.interval_s:g}s intervals")
+    t.append(f" {fmt.duration(snap.elapsed_s)} │ {fmt.interval(_configured(snap))} intervals")
     t.append(f" │ probes {len(meta.probes_attached or [])}")
     if skipped:
         t.append(f", {skipped} skipped", style="yellow")
@@ -127,3 +127,9 @@ def histogram_text(hist: Sequence[int], width: int = 40, title: str = "") -> Tex
 
 class LatencyHistogram(Static):
     """Latency histogram of the selected row."""
+
+
+def _configured(snap: Snapshot) -> float:
+    """The recording's interval (the newest one may be short: the first, or a late flip)."""
+    meta = getattr(snap, "meta", None)
+    return getattr(meta, "interval_s", None) or snap.interval_s
