@@ -232,13 +232,16 @@ def _bad(pairs: list[dict], th: dict[str, float]) -> list[dict]:
     return out
 
 
-def _common_ip(bad: list[dict]) -> str:
-    """The address on the most bad connections (ties: the lowest, for a stable answer)."""
+def _common_ip(bad: list[dict]) -> tuple[str, bool]:
+    """The address on the most bad connections, and whether it is the only one with that many
+    (False: one bad connection between two participants, whose ends look alike: the link
+    between them is slow, and which side's path is to blame cannot be seen from here)."""
     seen: dict[str, int] = {}
     for p in bad:
         for ip in {waitgraph.split_endpoint(e)[0] for e in p["ends"]}:
             seen[ip] = seen.get(ip, 0) + 1
-    return sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    ranked = sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ranked[0][0], len(ranked) == 1 or ranked[1][1] < ranked[0][1]
 
 
 def network_link(ctx: Ctx) -> list[Finding]:
@@ -253,8 +256,10 @@ def network_link(ctx: Ctx) -> list[Finding]:
     bad = _bad(pairs, th)
     if not bad:
         return []
-    ip = _common_ip(bad)
+    ip, single = _common_ip(bad)
     mine = [p for p in bad if any(waitgraph.split_endpoint(e)[0] == ip for e in p["ends"])]
+    other = sorted({waitgraph.split_endpoint(e)[0] for p in mine for e in p["ends"]} - {ip})
+    who = f"participant {ip}" if single else f"the link {ip} <-> {', '.join(other)}"
     good = [p for p in pairs if p not in bad]
     loss = max(p["loss"] for p in mine)
     inflight = max(p["bytes"] / max(p["active_s"], 1e-9) * p["rtt_ms"] / 1e3 for p in mine)
@@ -279,7 +284,7 @@ def network_link(ctx: Ctx) -> list[Finding]:
     impact = _link_impact(ctx, pids, mine)
     return [Finding(
         code=code, category=cat, severity="",
-        title=f"participant {ip}: {what} on {len(mine)} of its connections",
+        title=f"{who}: {what} on {len(mine)} connection(s)",
         culprit=ctx.culprit(owner, f"tcp:{ip}:*",
                             role=ctx.procs.get(owner, {}).get("role") if owner else None),
         impact_s=impact,
@@ -288,6 +293,7 @@ def network_link(ctx: Ctx) -> list[Finding]:
                                                                default=float("nan"))),
                   "retransmit_share": rnd(loss, 4), "inflight_bytes": int(inflight),
                   "rank": ctx.procs.get(owner, {}).get("rank") if owner else None,
+                  "single_participant": single,
                   "pids": pids},
         recommendation=rec)]
 

@@ -24,9 +24,13 @@ def test_blkio_throttle_is_slow_device_at_the_throttle_rate():
 def test_gloo_slow_link_is_network_bandwidth_on_the_slow_peer():
     r = analyze_path(DATA / "gloo_slow_link")
     top = r.findings[0]
-    assert (top.category, top.code) == ("network-bandwidth", "NET-BW-NB")
+    # judged from the tcp table: RTT 16 ms under load vs 0.03 ms on the other connections,
+    # with a full window in flight -> bandwidth. Two ranks share the one slow connection, so
+    # which side's path holds the tbf cannot be seen: the finding names the link between them
+    assert (top.category, top.code) == ("network-bandwidth", "NET-LINK-BW")
     assert top.culprit["role"] == "rank"
-    assert top.culprit["resource"].startswith("tcp:10.77.0.2:")  # rank 1, behind tbf
-    # tbf 40 Mbit/s per direction, synchronous all-reduce: <= 10 MB/s both ways together
-    assert 4.0 <= top.evidence["mb_per_s"] <= 10.0
+    assert top.culprit["resource"].startswith("tcp:10.77.0.")
+    assert "10.77.0.1 <-> 10.77.0.2" in top.title
+    assert top.evidence["single_participant"] is False
+    assert top.evidence["rtt_ms"] > 100 * top.evidence["rtt_healthy_ms"]
     assert r.verdict.io_bound
