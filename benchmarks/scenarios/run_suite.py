@@ -84,6 +84,9 @@ SCENARIOS = (
              independent=True, injected="3 gloo ranks, rank 2's link tbf 40 Mbit/s both ways"),
     Scenario("throttled_reader", ("slow-device",), truth=("pid",), independent=True,
              injected="2 identical shard readers, one in a blkio cgroup throttled to 8 MB/s"),
+    Scenario("smallfile_loader", ("metadata-heavy", "small-io", "data-starvation"),
+             {"resource": "smallfile_loader"}, independent=True,
+             injected="2 workers through 200,000 files of 1-4 KiB at ~10^5 files/s (warm)"),
 )
 
 
