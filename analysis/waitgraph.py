@@ -10,7 +10,8 @@ How the other end is found:
   owns (the tcp table records both ends). A peer is *local* (never a "link") when its IP is a
   loopback address or the waiter's own address on that connection (same host, same network
   namespace: the traffic never leaves the kernel).
-- pipes: the reader waits on the process that writes the same pipe.
+- pipes: the reader waits on the process that writes the same pipe (a worker reading its
+  parent's pipe waits for work, which is idle time).
 - unix sockets with a path: the side that connected waits on the side that did not.
 
 Which side waits for whom: the side that connected (a client) or reads a pipe waits for the
@@ -117,6 +118,7 @@ def _build(ctx: Any) -> WaitGraph:
     connected = {(r["pid"], r["resource"]) for r in rows if r["op"] == "connect" and r["count"]}
     accepts = {r["pid"] for r in rows if r["op"] == "accept" and r["count"]}
     ranks = {p for p, i in ctx.procs.items() if i.get("role") == "rank"}
+    parent = {p: i.get("ppid") for p, i in ctx.procs.items()}
     waits: dict[tuple[int, str], float] = {}
     kinds: dict[tuple[int, str], str] = {}
     writers: dict[str, set[int]] = {}
@@ -134,7 +136,7 @@ def _build(ctx: Any) -> WaitGraph:
     edges = []
     for (pid, resource), wait_s in sorted(waits.items()):
         e = _edge(pid, resource, wait_s, kinds[(pid, resource)], owner, own_ip, connected,
-                  accepts, ranks, writers, unix_sides)
+                  accepts, ranks, writers, unix_sides, parent.get(pid))
         if e is not None:
             edges.append(e)
     return WaitGraph(edges, _cpu(ctx))
@@ -142,7 +144,7 @@ def _build(ctx: Any) -> WaitGraph:
 
 def _edge(pid: int, resource: str, wait_s: float, kind: str, owner: dict, own_ip: dict,
           connected: set, accepts: set, ranks: set, writers: dict,
-          unix_sides: dict) -> Edge | None:
+          unix_sides: dict, ppid: int | None) -> Edge | None:
     side = "client" if (pid, resource) in connected else "server" if pid in accepts else None
     if pid in ranks:
         side = None  # peers of a collective: judged by the straggler/link rules
@@ -155,8 +157,11 @@ def _edge(pid: int, resource: str, wait_s: float, kind: str, owner: dict, own_ip
         return Edge(pid, resource, "tcp", wait_s, holder if local else None, side, local)
     if kind == "pipe":
         others = sorted(writers.get(resource, set()) - {pid})
-        return Edge(pid, resource, "pipe", wait_s, others[0] if len(others) == 1 else None,
-                    "client", True)
+        holder = others[0] if len(others) == 1 else None
+        # a worker reading its parent's pipe waits for work (a DataLoader's index queue):
+        # idle, like a server waiting for requests
+        return Edge(pid, resource, "pipe", wait_s, holder,
+                    "server" if holder is not None and holder == ppid else "client", True)
     if resource.startswith("unix:/"):
         others = sorted(unix_sides.get(resource, set()) - {pid})
         holder = others[0] if len(others) == 1 and side == "client" else None

@@ -237,20 +237,24 @@ def _block_evidence(ctx: Ctx) -> dict:
 def slow_path(ctx: Ctx) -> list[Finding]:
     """One process served far slower per byte than its peers reading the same kind of data:
     its own storage path is slow (a cgroup I/O limit, another mount, a remote tier), not the
-    work it was given. Judged per process on sequential file reads of >= slow_min_bytes,
-    against the median of the other processes of the same file class."""
+    work it was given. Judged per process on sequential file reads of >= slow_min_bytes
+    averaging >= small_io_bytes, against the median of the other processes of the same file
+    class."""
     th, out = ctx.th, []
     r = ctx.resources(field_in("kind", FILE_KINDS) & pc.equal(pc.field("op"), "read"))
     per: dict[tuple[str, int], list[float]] = {}
     for row in r.to_pylist():
         if row["random_ops"] >= th["random_share"] * row["count"]:
             continue
-        d = per.setdefault((row["file_class"] or "other", row["pid"]), [0.0, 0.0])
+        d = per.setdefault((row["file_class"] or "other", row["pid"]), [0.0, 0.0, 0])
         d[0] += row["bytes"]
         d[1] += row["lat_sum_ns"] / 1e9
+        d[2] += row["count"]
     classes: dict[str, dict[int, tuple[float, float]]] = {}
-    for (cls, pid), (b, t) in per.items():
-        if b >= th["slow_min_bytes"] and t > 0:
+    for (cls, pid), (b, t, n) in per.items():
+        # a service rate per byte means something for streaming reads; for small reads the
+        # per-file work (and whether a file was cached) dominates: small-io/metadata-heavy
+        if b >= th["slow_min_bytes"] and t > 0 and b / max(n, 1) >= th["small_io_bytes"]:
             classes.setdefault(cls, {})[pid] = (b, t)
     for cls, procs in classes.items():
         if len(procs) < 2:

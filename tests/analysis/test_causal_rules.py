@@ -187,3 +187,22 @@ def test_ranks_recognised_by_their_mesh_without_rank_in_the_environment():
     tables["io"] = pa.concat_tables([tables["io"], F.io_table(extra)])
     top = run_rules(tables)[0]
     assert (top.code, top.culprit["pid"], top.culprit["role"]) == ("WL-STRAGGLER", 951, "rank")
+
+
+def test_worker_waiting_on_its_parents_pipe_is_idle_not_a_peer_wait():
+    # DataLoader index queue: worker 602 waits 0.9 s/interval reading the pipe its parent
+    # (trainer 600, on a CPU 90%) writes: waiting for work, nothing to report
+    rows = synth._ivs([
+        F.io_row(pid=602, op="read", kind="pipe", resource="pipe:[77]", count=10, nbytes=80,
+                 lat_ns=90_000_000),
+        F.io_row(pid=600, op="write", kind="pipe", resource="pipe:[77]", count=10, nbytes=80,
+                 lat_ns=5_000)])
+    tables = synth._tables(rows, [synth._proc(600, role="trainer"),
+                                  synth._proc(602, "pt_data_worker", "dataloader", 600)])
+    found = run_rules(_cpu(tables, {600: 0.9, 602: 0.05}))
+    assert not [f for f in found if f.code == "WAIT-PEER-CPU"]
+    # the same wait on an unrelated process that computes is one
+    tables = synth._tables(rows, [synth._proc(600), synth._proc(602, ppid=1)])
+    found = run_rules(_cpu(tables, {600: 0.9, 602: 0.05}))
+    f = [x for x in found if x.code == "WAIT-PEER-CPU"][0]
+    assert (f.culprit["pid"], f.impact_s) == (600, pytest.approx(9.0))
