@@ -2,7 +2,7 @@
 
 Why /proc and not a sched_switch probe: the scheduler's own accounting is exact to the
 nanosecond, costs nothing in the kernel, and is read once per interval only for the processes
-the capture already follows (about 10 µs per thread: benchmarks/taskstats_cost.py). A
+the capture already follows (13-14 µs per thread: benchmarks/taskstats_cost.py). A
 sched_switch program would run on every context switch of the machine. What /proc cannot give:
 the CPU a thread used between the last read and its exit (a short-lived worker's tail).
 
