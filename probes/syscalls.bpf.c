@@ -417,7 +417,7 @@ static __always_inline struct start_t *take_start(u16 sys, u64 *lat)
 static __always_inline void maybe_slow(u16 sys, u32 tgid, u32 tid, s32 fd, u64 id, s64 ret,
                                        u64 lat)
 {
-    if (lat < SLOW_NS)
+    if (lat < SLOW_NS || sys >= SYS_POLL)  /* a long wait for readiness is normal */
         return;
     struct event *e = ev_new(EV_SLOW, sys, tgid, tid);
     if (!e)
@@ -597,20 +597,6 @@ SYNC_FD(lseek, SYS_LSEEK, args->fd)
  * wait is normal here). The fd: poll's first pollfd when it watches exactly one, the epoll
  * fd for epoll, none for select. Needs latency: not attached under --no-latency. */
 #if TRACK_LATENCY
-static __always_inline int on_exit_poll(u16 sys, s64 ret)
-{
-    u64 lat = 0;
-    struct start_t *s = take_start(sys, &lat);
-    if (!s)
-        return 0;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    u32 tgid = pid_tgid >> 32, tid = (u32)pid_tgid;
-    s32 fd = s->fd;
-    struct fd_val *fv = fd < 0 ? 0 : fd_get(tgid, fd);
-    agg_add(tgid, tid, fd, fv, sys, ret < 0 ? ret : 0, lat, 0, 0, -1);
-    return 0;
-}
-
 static __always_inline s32 first_pollfd(u64 ufds, u64 nfds)
 {
     s32 fd = -1;
@@ -621,7 +607,8 @@ static __always_inline s32 first_pollfd(u64 ufds, u64 nfds)
 
 #define POLL_OP(name, SYS, fdexpr)                                                           \
     TRACEPOINT_PROBE(syscalls, sys_enter_##name) { return on_enter(SYS, (s32)(fdexpr), 0, 0); } \
-    TRACEPOINT_PROBE(syscalls, sys_exit_##name) { return on_exit_poll(SYS, args->ret); }
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name) {                                            \
+        return on_exit_fd(SYS, args->ret < 0 ? args->ret : 0, 0, 0); }
 #ifdef HAVE_poll
 POLL_OP(poll, SYS_POLL, first_pollfd((u64)args->ufds, args->nfds))
 #endif
