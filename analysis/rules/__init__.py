@@ -21,7 +21,8 @@ import pyarrow as pa
 
 CATEGORIES = ("small-io", "metadata-heavy", "sync-stall", "random-access", "slow-device",
               "cache-miss", "mmap-fault-io", "network-latency", "network-bandwidth",
-              "network-loss", "imbalance", "data-starvation")
+              "network-loss", "imbalance", "data-starvation", "ipc-overhead", "worker-startup",
+              "fd-exhaustion")
 SEVERITIES = ("high", "warn", "info")
 _local = threading.local()
 
@@ -42,8 +43,9 @@ class Finding:
 
 def all_rules() -> tuple:
     """Every rule function, in a stable order (imported late: rule modules import Finding)."""
-    from iolens.analysis.rules import fileio, fleet, memory, network, workload
-    return fileio.RULES + memory.RULES + network.RULES + workload.RULES + fleet.RULES
+    from iolens.analysis.rules import fileio, fleet, ipc, memory, network, workload
+    return fileio.RULES + memory.RULES + network.RULES + workload.RULES + fleet.RULES + \
+        ipc.RULES
 
 
 def assign_severity(f: Finding, wall_s: float, io_bound: bool, starved: bool,
