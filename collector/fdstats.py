@@ -3,12 +3,12 @@
 Fills the `fds` table (collector/schema.py): `open_fds` is the number of entries of
 /proc/PID/fd at the interval's end; `fd_limit` the soft RLIMIT_NOFILE from /proc/PID/limits,
 read once per process and cached (a process rarely changes its own limit; a new process with
-a reused pid is told apart by its start time). A process that is gone or unreadable is left
-out of the interval (no row), never an error.
+a reused pid is told apart by the start time the collector knows). A process that is gone or
+unreadable is left out of the interval (no row), never an error.
 
-Cost: one ``listdir`` of /proc/PID/fd per process and interval (the kernel builds the listing
-from the fd table; ~10-40 us for a few dozen fds), plus one small file read per new process.
-`benchmarks/fdstats_cost.py` measures it with many processes.
+Cost: one ``stat`` of /proc/PID/fd per process and interval on Linux >= 6.2 (its size is the
+fd count; older kernels: a listing), plus one small file read per new process.
+``python -m iolens.collector.fdstats [NPROCS [FDS_EACH]]`` measures it.
 """
 
 from __future__ import annotations
@@ -37,33 +37,27 @@ def read_limit(pid: int, proc: str = PROC) -> int | None:
 
 
 def count_fds(pid: int, proc: str = PROC) -> int | None:
-    """Entries of /proc/PID/fd (None: gone or not readable)."""
+    """Open fds of `pid` (None: gone or not readable). Linux >= 6.2 reports the count as the
+    size of /proc/PID/fd (one stat); older kernels report 0 there, and the directory is
+    listed instead."""
+    d = f"{proc}/{pid}/fd"
     try:
-        return len(os.listdir(f"{proc}/{pid}/fd"))
+        n = os.stat(d).st_size
+        return n if n > 0 else len(os.listdir(d))
     except OSError:
         return None
 
 
-def _start_ticks(pid: int, proc: str) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks): tells a reused pid apart."""
-    try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            raw = f.read()
-        return int(raw[raw.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class FdStats:
-    """Samples open fds per process; caches each process's limit (keyed by pid and start)."""
+    """Samples open fds per process; caches each process's limit, keyed by pid and the
+    process's start time as the caller knows it (a reused pid is a new process)."""
 
     def __init__(self, proc: str = PROC) -> None:
         self.proc = proc
-        self._limits: dict[int, tuple[int | None, int | None]] = {}
+        self._limits: dict[int, tuple[Any, int | None]] = {}
 
-    def limit(self, pid: int) -> int | None:
-        """The cached soft fd limit of `pid`, read on first sight (or after pid reuse)."""
-        start = _start_ticks(pid, self.proc)
+    def limit(self, pid: int, start: Any = None) -> int | None:
+        """The cached soft fd limit of `pid`, read on first sight (or when `start` changed)."""
         hit = self._limits.get(pid)
         if hit is None or hit[0] != start:
             hit = (start, read_limit(pid, self.proc))
@@ -81,7 +75,8 @@ class FdStats:
             if n is None:
                 continue
             c = comms.get(pid) if comms else None
-            out.append((pid, getattr(c, "comm", c), n, self.limit(pid)))
+            out.append((pid, getattr(c, "comm", None), n,
+                        self.limit(pid, getattr(c, "start_ns", None))))
         for gone in set(self._limits) - wanted:
             del self._limits[gone]
         return out
@@ -105,3 +100,48 @@ _default = FdStats()
 def table(procs: Mapping[int, Any], start_ns: int, interval_s: float, host: str) -> pa.Table:
     """`FdStats.table` on the module's shared sampler (what collector/live.py calls)."""
     return _default.table(procs, start_ns, interval_s, host)
+
+
+def _bench(nprocs: int = 64, fds_each: int = 32, rounds: int = 50) -> dict[str, float]:
+    """Cost of one interval's sample over `nprocs` processes holding `fds_each` open fds:
+    a cold round (limits read) and warm rounds (limits cached), in ms per interval."""
+    import subprocess
+    import sys
+    import time
+
+    code = (f"import os,sys,time\nfds=[os.open('/dev/null', os.O_RDONLY) for _ in "
+            f"range({fds_each})]\nsys.stdout.write('r');sys.stdout.flush();time.sleep(600)")
+    kids = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+            for _ in range(nprocs)]
+    try:
+        for k in kids:
+            k.stdout.read(1)  # type: ignore[union-attr]
+        procs = {k.pid: None for k in kids}
+        S.to_table("fds", {"pid": [0]})  # pyarrow's first use (once per collector) not counted
+        st = FdStats()
+        t0 = time.perf_counter()
+        st.table(procs, 0, 1.0, "h")
+        cold = time.perf_counter() - t0
+        warm = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            t = st.table(procs, 0, 1.0, "h")
+            warm.append(time.perf_counter() - t0)
+        assert t.num_rows == nprocs
+        warm.sort()
+        return {"processes": nprocs, "fds_each": fds_each, "cold_ms": round(cold * 1e3, 3),
+                "warm_median_ms": round(warm[len(warm) // 2] * 1e3, 3),
+                "warm_p90_ms": round(warm[int(len(warm) * 0.9)] * 1e3, 3),
+                "per_process_us": round(warm[len(warm) // 2] * 1e6 / nprocs, 1)}
+    finally:
+        for k in kids:
+            k.kill()
+            k.wait()
+
+
+if __name__ == "__main__":  # python -m iolens.collector.fdstats [NPROCS [FDS_EACH]]
+    import json
+    import sys
+
+    a = [int(x) for x in sys.argv[1:3]]
+    print(json.dumps(_bench(*a)))
