@@ -172,11 +172,13 @@ def _startups(reduced: Reduced, workers: list[int], by_pid: dict[int, list[dict]
     return out
 
 
-def loaders(reduced: Reduced, wall_of: Any = None) -> list[Loader]:
+def loaders(reduced: Reduced, wall_of: Any = None,
+            parents: dict[int, int] | None = None) -> list[Loader]:
     """Every trainer with loader workers found in the capture, with its IPC figures.
 
     `wall_of(pid) -> seconds` gives a process's wall time (default: the procs span); the
-    trainer's time is the span of its loader traffic within it."""
+    trainer's time is the span of its loader traffic within it; `parents` (pid -> ppid)
+    adds what the caller knows of the process tree (the TUI's folded procs)."""
     ipc = _rows(reduced.get("ipc"))
     if not ipc:
         return []
@@ -186,7 +188,7 @@ def loaders(reduced: Reduced, wall_of: Any = None) -> list[Loader]:
     for r in ipc:
         by_pid.setdefault(int(r["pid"]), []).append(r)
     makers = {p for p, rows in by_pid.items() if _sum(rows, chan="shm", op="open")[0] > 0}
-    parent = _children(reduced, info)
+    parent = _children(reduced, info) | (parents or {})
     groups: dict[int, list[int]] = {}
     for w in sorted(makers):
         t = parent.get(w)
