@@ -42,7 +42,7 @@ def count_fds(pid: int, proc: str = PROC) -> int | None:
     listed instead."""
     d = f"{proc}/{pid}/fd"
     try:
-        n = os.stat(d).st_size
+        n = os.stat(d).st_size if proc == PROC else 0  # a directory's size elsewhere
         return n if n > 0 else len(os.listdir(d))
     except OSError:
         return None
