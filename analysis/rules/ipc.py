@@ -291,8 +291,9 @@ def ipc_overhead(ctx: Ctx) -> list[Finding]:
 
 
 def worker_startup(ctx: Ctx) -> list[Finding]:
-    """Workers that take long from fork to their first batch, with the bytes shipped to each
-    (a dataset object pickled into spawned workers)."""
+    """Workers that take long from fork to their first batch while a large payload was
+    shipped to each (a dataset object pickled into spawned workers): the bytes each read from
+    pipes before its first batch >= worker_startup_bytes."""
     th, out = ctx.th, []
     forks = _fork_times(ctx.reduced)
     for ld in loaders(ctx.reduced, ctx.pid_wall):
@@ -300,16 +301,22 @@ def worker_startup(ctx: Ctx) -> list[Finding]:
         if not done:
             continue
         med = statistics.median(done)
-        if med < th["worker_startup_s"]:
-            continue
         shipped = [s.shipped_bytes for s in ld.startups]
         per_worker = int(statistics.median(shipped)) if shipped else 0
+        # slow start-up without a shipped dataset is imports and machine load (spawned
+        # workers import torch again): not this rule's diagnosis
+        if med < th["worker_startup_s"] or per_worker < th["worker_startup_bytes"]:
+            continue
         # the trainer had no data from the first worker's fork to the first batch
         t0 = min(forks[s.pid] for s in ld.startups)
         first = min(forks[s.pid] + s.startup_s * 1e9 for s in ld.startups
                     if s.startup_s is not None)
         impact = (first - t0) / 1e9
-        heavy = per_worker >= th["worker_startup_bytes"]
+        heavy = True
+        # the trainer's own time writing the start-up payloads into the workers' pipes
+        ship_ns = sum(int(r["lat_sum_ns"] or 0) for r in _rows(ctx.reduced.get("ipc"))
+                      if int(r["pid"]) == ld.trainer and r["chan"] == "pipe"
+                      and r["op"] == "write" and (_ns(r["ts"]) or 0) < first)
         out.append(Finding(
             code="IPC-STARTUP", category="worker-startup", severity="",
             title=f"loader workers took {med:.1f} s (median, max {max(done):.1f} s) from fork "
@@ -321,6 +328,7 @@ def worker_startup(ctx: Ctx) -> list[Finding]:
             evidence={"workers": len(ld.startups), "workers_started": len(done),
                       "startup_median_s": rnd(med), "startup_max_s": rnd(max(done)),
                       "first_batch_delay_s": rnd(impact),
+                      "trainer_ship_s": rnd(ship_ns / 1e9),
                       "shipped_bytes_per_worker": per_worker,
                       "shipped_bytes_total": int(sum(shipped)),
                       "startups": [{"pid": s.pid, "startup_s": None if s.startup_s is None

@@ -63,6 +63,9 @@ def test_worker_startup_golden_and_lazy_silent():
     assert "lazily" in f.recommendation  # shipped >= worker_startup_bytes
     lazy, _ = synth_ipc.with_startup(base, (1.0, 1.2), 2_000)
     assert not _of(run_rules(lazy), "worker-startup")
+    # slow but nothing shipped (imports under load): not this rule's diagnosis
+    slow, _ = synth_ipc.with_startup(base, (9.0, 9.5), 2_000)
+    assert not _of(run_rules(slow), "worker-startup")
 
 
 def test_fd_exhaustion_from_fds_table():
