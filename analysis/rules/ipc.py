@@ -40,6 +40,8 @@ from iolens.analysis.rules import Finding
 from iolens.analysis.rules._common import Ctx, hist_of, quantile_ms, rnd
 
 IPC_CHANS = ("unix", "shm", "fold")
+#: the culprit resource of a loader that passes fds (the `ipc` reduction keeps no peer names)
+FD_PASSING = "unix: (fd passing) + /dev/shm/"
 
 
 @dataclass(frozen=True)
@@ -224,8 +226,7 @@ def loaders(reduced: Reduced, wall_of: Any = None,
         per_batch = objects / batches
         gap = max(0.0, objects - batches) * med / 1e3 \
             if med is not None and not np.isnan(med) and per_batch >= 3 else 0.0
-        unix = sorted(((r["lat_sum_ns"], r["op"]) for r in trows if r["chan"] == "unix"),
-                      reverse=True)
+        fd_passing = any(r["chan"] == "unix" for r in trows)
         out.append(Loader(
             trainer=t, workers=sorted(workers), batches=batches, objects=objects,
             bytes_per_object=mbytes / maps if maps else 0.0,
@@ -235,7 +236,7 @@ def loaders(reduced: Reduced, wall_of: Any = None,
             trainer_wait_s=t_wait / 1e9,
             trainer_ipc_ops=n_ipc, workers_ipc_s=wt / 1e9, workers_ipc_ops=wn,
             workers_wall_s=sum(wall(w) for w in workers), accept_median_ms=med,
-            top_resource="/dev/shm/" if not unix else _top_unix(trows),
+            top_resource=FD_PASSING if fd_passing else "/dev/shm/",
             startups=_startups(reduced, sorted(workers), by_pid)))
     return out
 
@@ -248,12 +249,6 @@ def _span_s(rows: list[dict]) -> float:
     if not ts:
         return 0.0
     return (max(t + iv * 1e9 for t, iv in ts) - min(t for t, _ in ts)) / 1e9
-
-
-def _top_unix(rows: list[dict]) -> str | None:
-    """The unix-socket peer (fd-passing listener) the trainer spent most time on: rows of the
-    `ipc` reduction carry no resource, so the evidence names the channel instead."""
-    return "unix: (fd passing) + /dev/shm/"
 
 
 def ipc_overhead(ctx: Ctx) -> list[Finding]:
@@ -291,9 +286,9 @@ def ipc_overhead(ctx: Ctx) -> list[Finding]:
 
 
 def worker_startup(ctx: Ctx) -> list[Finding]:
-    """Workers that take long from fork to their first batch while a large payload was
-    shipped to each (a dataset object pickled into spawned workers): the bytes each read from
-    pipes before its first batch >= worker_startup_bytes."""
+    """A loader whose first batch comes long after its first worker's fork while a large
+    payload was shipped to each worker (a dataset object pickled into spawned workers): the
+    median bytes a worker read from pipes before its first batch >= worker_startup_bytes."""
     th, out = ctx.th, []
     forks = _fork_times(ctx.reduced)
     for ld in loaders(ctx.reduced, ctx.pid_wall):
@@ -303,25 +298,26 @@ def worker_startup(ctx: Ctx) -> list[Finding]:
         med = statistics.median(done)
         shipped = [s.shipped_bytes for s in ld.startups]
         per_worker = int(statistics.median(shipped)) if shipped else 0
-        # slow start-up without a shipped dataset is imports and machine load (spawned
-        # workers import torch again): not this rule's diagnosis
-        if med < th["worker_startup_s"] or per_worker < th["worker_startup_bytes"]:
-            continue
-        # the trainer had no data from the first worker's fork to the first batch
+        # the loader starts every worker before it hands out the first index, so what the
+        # trainer waits is the first worker's fork -> the first batch (a later worker's own
+        # fork -> first batch is shorter: it was started last)
         t0 = min(forks[s.pid] for s in ld.startups)
         first = min(forks[s.pid] + s.startup_s * 1e9 for s in ld.startups
                     if s.startup_s is not None)
         impact = (first - t0) / 1e9
-        heavy = True
+        # slow start-up without a shipped dataset is imports and machine load (spawned
+        # workers import torch again): not this rule's diagnosis
+        if impact < th["worker_startup_s"] or per_worker < th["worker_startup_bytes"]:
+            continue
         # the trainer's own time writing the start-up payloads into the workers' pipes
         ship_ns = sum(int(r["lat_sum_ns"] or 0) for r in _rows(ctx.reduced.get("ipc"))
                       if int(r["pid"]) == ld.trainer and r["chan"] == "pipe"
                       and r["op"] == "write" and (_ns(r["ts"]) or 0) < first)
         out.append(Finding(
             code="IPC-STARTUP", category="worker-startup", severity="",
-            title=f"loader workers took {med:.1f} s (median, max {max(done):.1f} s) from fork "
-                  f"to their first batch" + (f"; {per_worker / 1e6:.1f} MB shipped to each"
-                                             if heavy else ""),
+            title=f"the loader's first batch came {impact:.1f} s after its first worker was "
+                  f"forked; {per_worker / 1e6:.1f} MB shipped to each of "
+                  f"{len(ld.startups)} workers",
             culprit=ctx.culprit(ld.trainer, None,
                                 role=ctx.procs.get(ld.trainer, {}).get("role") or "trainer"),
             impact_s=impact,
@@ -335,12 +331,11 @@ def worker_startup(ctx: Ctx) -> list[Finding]:
                                     else rnd(s.startup_s), "shipped_bytes": s.shipped_bytes}
                                    for s in ld.startups]},
             recommendation=(
-                ("The dataset object is pickled into every worker at start: keep only what "
-                 "is needed to find samples (a root and a count, or a memory-mapped index "
-                 "file opened lazily in the worker) instead of a large in-memory list; " if heavy
-                 else "Worker start-up is slow (imports, worker_init_fn, dataset set-up): ")
-                + "use persistent_workers=True so workers start once, not every epoch, and "
-                  "prefer the fork start method where it is safe.")))
+                "The dataset object is pickled into every worker at start: keep only what "
+                "is needed to find samples (a root and a count, or a memory-mapped index "
+                "file opened lazily in the worker) instead of a large in-memory list; use "
+                "persistent_workers=True so workers start once, not every epoch, and prefer "
+                "the fork start method where it is safe.")))
     return out
 
 

@@ -66,6 +66,11 @@ def test_worker_startup_golden_and_lazy_silent():
     # slow but nothing shipped (imports under load): not this rule's diagnosis
     slow, _ = synth_ipc.with_startup(base, (9.0, 9.5), 2_000)
     assert not _of(run_rules(slow), "worker-startup")
+    # shipped, but the first batch came 4.9 s after the first fork: below worker_startup_s
+    quick, _ = synth_ipc.with_startup(base, (4.9, 9.0), 5_000_000)
+    assert not _of(run_rules(quick), "worker-startup")
+    slow, _ = synth_ipc.with_startup(base, (9.0, 9.5), 2_000)
+    assert not _of(run_rules(slow), "worker-startup")
 
 
 def test_fd_exhaustion_from_fds_table():
