@@ -1,7 +1,7 @@
 """`iolens analyze` as a library: capture directory in, `Report` out (JSON contract below).
 
     report = analyze_path("run1")            # raises AnalyzeError (one line) on bad input
-    report.to_json()  -> {"schema": 1, "verdict": {...}, "findings": [...], "totals": {...},
+    report.to_json()  -> {"schema": 2, "verdict": {...}, "findings": [...], "totals": {...},
                           "top": {...}, "health": {...}}
 
 The capture's Parquet files are queried in place through the engine (analysis/engine.py), so
@@ -30,7 +30,7 @@ from iolens.analysis.thresholds import merge
 from iolens.collector.capture import META_FILE, CaptureMeta, table_files, unfinished_files
 from iolens.collector.capture import read_metas as capture_metas
 
-JSON_SCHEMA = 1
+JSON_SCHEMA = 2  # 2: categories ipc-overhead, worker-startup, fd-exhaustion (issue 19)
 
 #: query engines `iolens analyze --engine` accepts (duckdb: embedded, the default)
 ENGINES = ("duckdb", "spark")

@@ -17,6 +17,7 @@ Columns this module expects when they are present:
 - ``tcp`` also: local (IP:PORT), rtt_us, bytes_sent, bytes_received, interval_s (tcp_conns)
 - ``cpu``: host, pid, tid, cpu_ns, runq_ns (on-CPU time, from schedstat)
 - ``gpu``: not used by the rules yet
+- ``fds``: host, pid, comm, open_fds, fd_limit (collector/fdstats.py; issue 19)
 """
 
 from __future__ import annotations
@@ -226,6 +227,65 @@ def canonical(t: pa.Table) -> pa.Table:
     return t.sort_by(keys) if keys and t.num_rows > 1 else t
 
 
+# --- the DataLoader's own IPC (issue 19; analysis/rules/ipc.py) ------------------------------
+
+#: socket-only syscalls: in a per-process (grain 'proc') row they can only be socket traffic
+IPC_SOCKET_SYSCALLS = ("connect", "accept", "accept4", "recvmsg", "sendmsg", "recvfrom",
+                       "sendto")
+#: ops of per-process rows counted as the loader's IPC (kept apart as channel 'fold')
+IPC_FOLD_OPS = ("connect", "accept", "recv", "send", "read", "write")
+
+
+def ipc_sql(eng: Engine) -> str:
+    """Per interval, process, IPC channel and op: count, bytes, time. Channels: ``shm``
+    (files under /dev/shm/ but not POSIX semaphores: tensors' shared-memory segments, at file
+    or directory grain), ``unix`` (unix-socket peers: fd passing), ``pipe`` (the loader's
+    index and result queues, and start-up payloads), ``fold`` (per-process rows with no file:
+    ops the kernel map had no room to name; attributed to IPC only for loader processes)."""
+    grain = "COALESCE(grain, 'file')" if "grain" in eng.columns("io") else "'file'"
+    sock = ", ".join(f"'{s}'" for s in IPC_SOCKET_SYSCALLS)
+    fold = ", ".join(f"'{o}'" for o in IPC_FOLD_OPS)
+    return f"""
+SELECT host, ts, pid, chan, op, SUM(count) AS count, SUM(bytes) AS bytes,
+       SUM(lat_sum_ns) AS lat_sum_ns, MAX(interval_s) AS interval_s
+FROM (SELECT host, ts, pid, op, count, bytes, lat_sum_ns, interval_s,
+             CASE WHEN COALESCE(resource, '') LIKE '/dev/shm/%'
+                       AND COALESCE(resource, '') NOT LIKE '/dev/shm/sem.%' THEN 'shm'
+                  WHEN COALESCE(resource, '') LIKE 'unix:%' THEN 'unix'
+                  WHEN kind = 'pipe' THEN 'pipe'
+                  WHEN {grain} = 'proc' AND (syscall IN ({sock}) OR op IN ({fold}))
+                       THEN 'fold'
+                  ELSE NULL END AS chan
+      FROM io) t
+WHERE chan IS NOT NULL
+GROUP BY host, ts, pid, chan, op"""
+
+
+def forks_sql(eng: Engine) -> str:
+    """Fork events (parent pid, time, 'child=PID' in detail): when each worker was started."""
+    return "SELECT host, pid, ts, detail FROM events WHERE type = 'fork'"
+
+
+def shm_first_sql(eng: Engine) -> str:
+    """Per process: its first mapping of a shared-memory segment (a loader worker's first
+    batch handed over) and how many segment mappings were logged."""
+    return """
+SELECT host, pid, MIN(ts) AS first_shm_ts, COUNT(*) AS shm_maps FROM events
+WHERE type = 'mmap' AND resource LIKE '/dev/shm/%' AND resource NOT LIKE '/dev/shm/sem.%'
+GROUP BY host, pid"""
+
+
+def fds_sql(eng: Engine) -> str:
+    """Per process: open fds at the first and last interval, the most, and the soft limit
+    (the optional ``fds`` table of collector/fdstats.py)."""
+    return """
+SELECT host, pid, MAX(comm) AS comm, MIN(open_fds) AS min_fds, MAX(open_fds) AS max_fds,
+       MIN_BY(open_fds, ts) AS first_fds, MAX_BY(open_fds, ts) AS last_fds,
+       MIN(ts) AS first_ts, MAX(ts) AS last_ts, MIN(fd_limit) AS fd_limit,
+       COUNT(*) AS samples
+FROM fds GROUP BY host, pid"""
+
+
 #: query name -> (table it needs, SQL builder)
 QUERIES = {
     "ops": ("io", ops_sql), "ops_hist": ("io", ops_hist_sql),
@@ -237,6 +297,8 @@ QUERIES = {
     "block": ("block", block_sql), "pagecache": ("pagecache", pagecache_sql),
     "faults": ("faults", faults_sql), "tcp": ("tcp", tcp_sql),
     "tcp_conns": ("tcp", tcp_conns_sql), "cpu": ("cpu", cpu_sql),
+    "ipc": ("io", ipc_sql), "forks": ("events", forks_sql),
+    "shm_first": ("events", shm_first_sql), "fds": ("fds", fds_sql),
 }
 
 

@@ -359,6 +359,8 @@ class Collector:
         tables["cpu"] = self._cpu_table(start_ns, interval_s)
         procs = self._procs_table(end_ns)
         tables["procs"] = procs
+        from iolens.collector import fdstats  # issue 19: open fds vs RLIMIT_NOFILE
+        tables["fds"] = fdstats.table(self.resolver.procs, start_ns, interval_s, self.host)
         counters = self.probe.counters()
         delta = {k: counters[k] - self._counters.get(k, 0) for k in counters}
         self._counters = counters

@@ -254,6 +254,19 @@ GPU = pa.schema([
     _f("mem_used_bytes", pa.int64(), "bytes", True),
 ])
 
+#: per interval, per traced process: open file descriptors and their limit (collector/fdstats.py)
+FDS = pa.schema([
+    _f("ts", TS, "ns", False, "interval start"),
+    _f("interval_s", pa.float64(), "s", False),
+    _f("host", pa.string(), None, False),
+    _f("pid", pa.int32(), None, False),
+    _f("comm", pa.string(), None, True),
+    _f("open_fds", pa.int64(), "fds", False, "entries of /proc/PID/fd at the interval's end"),
+    _f("fd_limit", pa.int64(), "fds", True,
+       "soft RLIMIT_NOFILE from /proc/PID/limits (read once per process; null: unlimited "
+       "or unreadable)"),
+])
+
 #: every table of a capture, by folder name.
 TABLES: dict[str, pa.Schema] = {
     "io": IO,
@@ -266,6 +279,7 @@ TABLES: dict[str, pa.Schema] = {
     "tcp": TCP,
     "gpu": GPU,
     "cpu": CPU,
+    "fds": FDS,
 }
 
 

@@ -13,6 +13,7 @@ than in analysis/metrics.py.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,9 @@ class Snapshot:
     paused: bool = False                      # the source is paused (replay)
     finished: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: trainer pid -> its DataLoader IPC over the rate window (objects_s, ipc_share,
+    #: objects_per_batch); shown as its own line under the trainer (issue 19)
+    ipc: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
 # --- derivations -------------------------------------------------------------------------
@@ -524,7 +528,38 @@ class Window:
             window={n: t for n in _table_names(self.intervals)
                     if (t := self.table(n)) is not None},
             window_s=sum(iv.interval_s for iv in self.intervals),
-            file_group=opts.file_group, has_tcp=tcp is not None, **state)
+            file_group=opts.file_group, has_tcp=tcp is not None,
+            ipc=loader_ipc(io, self.table("events", self.rate_intervals), self.procs, rate_s),
+            **state)
+
+
+_local = threading.local()
+
+
+def loader_ipc(io: pa.Table, events: pa.Table | None, procs: dict[int, ProcInfo],
+               window_s: float) -> dict[int, dict[str, float]]:
+    """trainer pid -> {objects_s, ipc_share, objects_per_batch} of its DataLoader IPC over
+    `io` (the rate window): the reduction of the ipc-overhead rule (analysis/rules/ipc.py),
+    run only when the window holds shared-memory segments (one DuckDB connection per thread,
+    reused, as the verdicts do)."""
+    if io.num_rows == 0 or not pc.any(pc.starts_with(
+            io.column("resource").fill_null(""), "/dev/shm/")).as_py():
+        return {}
+    from iolens.analysis.engine import DuckDBEngine
+    from iolens.analysis.queries import Reduced
+    from iolens.analysis.rules.ipc import loaders
+
+    tables = {"io": io} | ({"events": events} if events is not None else {})
+    eng = DuckDBEngine.from_tables(tables, getattr(_local, "engine", None))
+    _local.engine = eng
+    parents = {p: i.ppid for p, i in procs.items() if i.ppid is not None}
+    try:
+        found = loaders(Reduced(eng), lambda _p: window_s, parents)
+    finally:
+        eng.release()
+    return {ld.trainer: {"objects_s": ld.objects / max(window_s, 1e-9),
+                         "ipc_share": ld.ipc_share,
+                         "objects_per_batch": ld.objects_per_batch} for ld in found}
 
 
 def _table_names(intervals: Sequence[Interval]) -> list[str]:

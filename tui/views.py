@@ -183,7 +183,19 @@ def process_rows(snap: Snapshot, sort: str, descending: bool, text: str = "",
         r["_key"] = str(pid)
         r["_depth"] = depth
         out.append(r)
+        if pid in snap.ipc and not r.get("_ancestor"):
+            out.append(ipc_row(pid, snap.ipc[pid], depth))
     return out, total
+
+
+def ipc_row(pid: int, ipc: dict[str, float], depth: int) -> dict:
+    """The DataLoader-IPC line shown under a trainer: objects/s, per batch, IPC time share
+    (not a process: counted as an ancestor row, drilling into it drills into the trainer)."""
+    prefix = "  " * depth + "\u2504 "
+    text = (f"{prefix}loader IPC {fmt.rate(ipc['objects_s'])} obj/s "
+            f"{ipc['objects_per_batch']:.0f}/batch IPC {fmt.pct(ipc['ipc_share'])}%")
+    return {"pid": pid, "name": text, "name_short": text, "ops_s": ipc["objects_s"],
+            "spark": [], "_key": f"ipc:{pid}", "_depth": depth + 1, "_ancestor": True}
 
 
 def table_rows(t: pa.Table, view: View, sort: str, descending: bool, text: str = "",

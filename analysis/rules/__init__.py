@@ -8,7 +8,7 @@ Each rule (rules/fileio.py, memory.py, network.py, workload.py; fleet.py across 
 ``rule(ctx) -> list[Finding]`` over the shared SQL reductions of analysis/queries.py.
 Severity is decided here, once: high when impact >= high_impact_fraction of wall time, warn
 from warn_impact_fraction, else info; when the verdict says the run is not I/O-bound nothing is
-high (data-starvation is judged on the trainer's wait instead).
+high (data-starvation and ipc-overhead are judged on the trainer's wait instead).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pyarrow as pa
 
 CATEGORIES = ("small-io", "metadata-heavy", "sync-stall", "random-access", "slow-device",
               "cache-miss", "mmap-fault-io", "network-latency", "network-bandwidth",
-              "network-loss", "imbalance", "data-starvation")
+              "network-loss", "imbalance", "data-starvation", "ipc-overhead", "worker-startup",
+              "fd-exhaustion")
 SEVERITIES = ("high", "warn", "info")
 _local = threading.local()
 
@@ -42,9 +43,9 @@ class Finding:
 
 def all_rules() -> tuple:
     """Every rule function, in a stable order (imported late: rule modules import Finding)."""
-    from iolens.analysis.rules import causal, fileio, fleet, memory, network, workload
+    from iolens.analysis.rules import causal, fileio, fleet, ipc, memory, network, workload
     return fileio.RULES + memory.RULES + network.RULES + workload.RULES + causal.RULES + \
-        fleet.RULES
+        fleet.RULES + ipc.RULES
 
 
 def assign_severity(f: Finding, wall_s: float, io_bound: bool, starved: bool,
@@ -55,7 +56,8 @@ def assign_severity(f: Finding, wall_s: float, io_bound: bool, starved: bool,
     share = f.impact_s / wall_s if wall_s > 0 else 0.0
     sev = "high" if share >= th["high_impact_fraction"] else \
         "warn" if share >= th["warn_impact_fraction"] else "info"
-    gate = starved if f.category == "data-starvation" else io_bound
+    # a trainer starved by its loader's own IPC is not I/O-bound either: same gate as starvation
+    gate = starved if f.category in ("data-starvation", "ipc-overhead") else io_bound
     if sev == "high" and not gate:
         sev = "warn"
     return replace(f, severity=sev, impact_s=round(min(f.impact_s, wall_s or f.impact_s), 4))

@@ -48,7 +48,7 @@ def run_json(capsys, *argv: str) -> dict:
 def test_json_contract(tmp_path, capsys):
     cap = write(tmp_path, "run", synth.sync_stall()[0])
     out = run_json(capsys, str(cap))
-    assert out["schema"] == 1
+    assert out["schema"] == 2
     assert set(out["verdict"]) >= {"io_bound", "io_time_fraction", "summary"}
     assert 0.0 <= out["verdict"]["io_time_fraction"] <= 1.0
     top = out["findings"][0]

@@ -1,0 +1,21 @@
+"""Worker start-up, lazy dataset (issue 19): the same 1.2M samples and 4 spawned workers as
+startup_pathlist, but the dataset holds only a root and a count (paths computed on demand).
+Expected: no worker-startup finding beyond info (nothing high).
+"""
+
+from __future__ import annotations
+
+from common import DURATION, main, write_truth
+from loader_ipc import startup_loader
+
+
+def run() -> None:
+    got = startup_loader(lazy=True, n=1_200_000, workers=4, seconds=DURATION)
+    write_truth("startup_lazy", {
+        "injected": "none: lazy dataset (root + count), 4 spawned workers",
+        "culprit": None, "others": [{"pid": got["trainer_pid"], "role": "trainer"}] +
+        [{"pid": p, "role": "dataloader"} for p in got["worker_pids"]], **got})
+
+
+if __name__ == "__main__":
+    main(lambda: None, run)
