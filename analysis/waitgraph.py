@@ -29,6 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 WAIT_OPS = ("recv", "connect", "read", "poll")
 _LOOPBACK = ("127.", "::1", "::ffff:127.")
 
@@ -81,22 +84,13 @@ class WaitGraph:
     edges: list[Edge] = field(default_factory=list)
     cpu: dict[int, float] | None = None     # pid -> on-CPU seconds (None: not recorded)
 
-    def local_peer(self, pid: int, resource: str) -> bool:
-        return any(e.local for e in self.edges if e.waiter == pid and e.resource == resource)
-
-    def of(self, pid: int, resource: str) -> Edge | None:
-        for e in self.edges:
-            if e.waiter == pid and e.resource == resource:
-                return e
-        return None
+    def local_pairs(self) -> set[tuple[int, str]]:
+        """(pid, resource) of every wait whose other end is on this host."""
+        return {(e.waiter, e.resource) for e in self.edges if e.local}
 
     def client_edges(self) -> list[Edge]:
         """Waits of a client on a traced local process (the ones credited to the holder)."""
         return [e for e in self.edges if e.holder is not None and e.side == "client"]
-
-    def server_waits(self) -> set[tuple[int, str]]:
-        """(pid, resource) of a server's idle waits for requests on local connections."""
-        return {(e.waiter, e.resource) for e in self.edges if e.side == "server" and e.local}
 
 
 def build(ctx: Any) -> WaitGraph:
@@ -109,6 +103,8 @@ def build(ctx: Any) -> WaitGraph:
 
 def _build(ctx: Any) -> WaitGraph:
     res = ctx.resources()
+    if res.num_rows:  # only sockets and pipes can be waits on another process
+        res = res.filter(pc.is_in(res.column("kind"), pa.array(["socket", "pipe"])))
     rows = res.to_pylist() if res.num_rows else []
     conns = ctx.reduced.get("tcp_conns")
     conns = conns.to_pylist() if conns is not None and conns.num_rows else []

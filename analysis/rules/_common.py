@@ -166,12 +166,19 @@ def local_peer_mask(ctx: Ctx, r: pa.Table) -> pa.Array | None:
     """True for `resources` rows on a connection whose other end is on this host."""
     from iolens.analysis import waitgraph
 
-    local = {(e.waiter, e.resource) for e in waitgraph.build(ctx).edges if e.local}
+    local = waitgraph.build(ctx).local_pairs()
     if not local:
         return None
-    return pa.array([(p, res) in local for p, res in
-                     zip(r.column("pid").to_pylist(), r.column("resource").to_pylist(),
-                         strict=True)], pa.bool_())
+    # candidates by resource first (vectorised): resources tables can have a row per file
+    cand = pc.fill_null(pc.is_in(r.column("resource"),
+                                 pa.array(sorted({res for _, res in local}))), False)
+    idx = np.flatnonzero(np.asarray(cand))
+    mask = np.zeros(r.num_rows, dtype=bool)
+    if len(idx):
+        pids = r.column("pid").take(pa.array(idx)).to_pylist()
+        res = r.column("resource").take(pa.array(idx)).to_pylist()
+        mask[idx] = [(p, x) in local for p, x in zip(pids, res, strict=True)]
+    return pa.array(mask)
 
 
 def blocked_io(ctx: Ctx) -> pa.Table:

@@ -35,7 +35,8 @@ def _peers(ctx: Ctx) -> pa.Table:
     graph = waitgraph.build(ctx)
     measured = ctx.reduced.get("tcp") is not None
     ranks = {p for p, i in ctx.procs.items() if i.get("role") == "rank"} if measured else set()
-    drop = pa.array([graph.local_peer(p, res) or p in ranks for p, res in
+    local = graph.local_pairs()
+    drop = pa.array([(p, res) in local or p in ranks for p, res in
                      zip(r.column("pid").to_pylist(), r.column("resource").to_pylist(),
                          strict=True)], pa.bool_())
     r = r.filter(pc.invert(drop))
