@@ -71,6 +71,7 @@ def chunk_table(n: int, start_row: int, rng: np.random.Generator, pids: int,
         "random_ops": rng.integers(0, 2, n) * count,
         "file_class": pa.array(np.where(kind == "file", "dataset", None), pa.string()),
         "cgroup_id": np.ones(n, dtype=np.int64),
+        "grain": pa.array(np.full(n, "file"), pa.string()),
     }
     return pa.Table.from_pydict({f.name: cols[f.name] for f in S.IO}, schema=S.IO)
 
@@ -109,11 +110,13 @@ def time_iolens(path: Path) -> tuple[float, float, dict]:
 def time_pandas(path: Path, max_rows: int) -> tuple[float, float, int]:
     """The same reductions in pandas (read included); returns (wall s, CPU s, rows)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    pf = pq.ParquetFile(next((path / "io").glob("part-*.parquet")))
     batches, got = [], 0
-    for b in pf.iter_batches(batch_size=CHUNK):
-        batches.append(b)
-        got += b.num_rows
+    for part in sorted((path / "io").glob("part-*.parquet")):  # some parts may be empty
+        for b in pq.ParquetFile(part).iter_batches(batch_size=CHUNK):
+            batches.append(b)
+            got += b.num_rows
+            if got >= max_rows:
+                break
         if got >= max_rows:
             break
     df = pa.Table.from_batches(batches).slice(0, max_rows).to_pandas()
