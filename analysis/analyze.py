@@ -29,6 +29,7 @@ from iolens.analysis.summary import health_summary, top_tables, totals
 from iolens.analysis.thresholds import merge
 from iolens.collector.capture import META_FILE, CaptureMeta, table_files, unfinished_files
 from iolens.collector.capture import read_metas as capture_metas
+from iolens.collector import schema as S
 
 JSON_SCHEMA = 2  # 2: categories ipc-overhead, worker-startup, fd-exhaustion (issue 19)
 
@@ -160,7 +161,7 @@ def find_corrupt(root: Path, known: set[str]) -> list[tuple[str, str]]:
     """Files whose pages are damaged although their footer reads fine (full read, slow: only
     used after a query failed)."""
     bad = []
-    for t in ("io", "procs", "events", "health", "block", "pagecache", "faults", "tcp", "gpu"):
+    for t in S.TABLES:  # every table of the schema, optional ones included
         for fp in table_files(root, t):
             if str(fp) in known:
                 continue
