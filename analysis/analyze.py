@@ -27,9 +27,9 @@ from iolens.analysis.queries import Reduced
 from iolens.analysis.rules import Finding, evaluate
 from iolens.analysis.summary import health_summary, top_tables, totals
 from iolens.analysis.thresholds import merge
+from iolens.collector import schema as S
 from iolens.collector.capture import META_FILE, CaptureMeta, table_files, unfinished_files
 from iolens.collector.capture import read_metas as capture_metas
-from iolens.collector import schema as S
 
 JSON_SCHEMA = 2  # 2: categories ipc-overhead, worker-startup, fd-exhaustion (issue 19)
 

@@ -17,7 +17,8 @@ import time
 from iolens.collector.taskstats import TaskStats
 
 CHILD = ("import threading, time\n"
-         "ts = [threading.Thread(target=time.sleep, args=(600,), daemon=True) for _ in range({n})]\n"
+         "ts = [threading.Thread(target=time.sleep, args=(600,), daemon=True)\n"
+         "      for _ in range({n})]\n"
          "[t.start() for t in ts]\nprint('up', flush=True)\ntime.sleep(600)\n")
 
 

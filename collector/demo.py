@@ -1,6 +1,7 @@
 """The bundled demo workload (`iolens record --demo`, `make demo`): an AI-like job in miniature.
 
-Standard library only, about 8-12 s on 2 cores (at least 5 one-second intervals), all files in a temporary directory:
+Standard library only, about 8-12 s on 2 cores (at least 5 one-second intervals), all files
+in a temporary directory:
 - a "dataset" of 2,000 small files read by 2 forked "DataLoader workers" that send batches
   to the "trainer" over pipes (small-io, data starvation);
 - a "weights" file loaded through mmap (page-fault I/O);

@@ -272,12 +272,14 @@ def network_link(ctx: Ctx) -> list[Finding]:
         rec = ("Packets are lost on this participant's path: check NIC/switch errors, MTU "
                "mismatches and congestion (ethtool -S, tc -s qdisc).")
     elif inflight >= th["net_bdp_bytes"]:
-        cat, code, what = "network-bandwidth", "NET-LINK-BW",             f"RTT {rtt:.1f} ms under load ({inflight / 1024:.0f} KiB in flight per round trip)"
+        cat, code = "network-bandwidth", "NET-LINK-BW"
+        what = f"RTT {rtt:.1f} ms under load ({inflight / 1024:.0f} KiB in flight per round trip)"
         rec = ("This participant's link is saturated (queueing inflates its RTT): check its "
                "rate limits (tc qdisc, NIC speed, cloud bandwidth caps), send less (bf16, "
                "gradient compression), or overlap communication with compute.")
     else:
-        cat, code, what = "network-latency", "NET-LINK-LAT",             f"RTT {rtt:.1f} ms vs {bad[0]['rtt_best_ms']:.2f} ms on the best connection"
+        cat, code = "network-latency", "NET-LINK-LAT"
+        what = f"RTT {rtt:.1f} ms vs {bad[0]['rtt_best_ms']:.2f} ms on the best connection"
         rec = ("Round trips to this participant are slow while little data moves: move it "
                "closer (same rack/zone), check for a slow hop or a delaying middlebox, and "
                "exchange fewer, larger messages (bucket all-reduces).")

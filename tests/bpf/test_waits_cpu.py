@@ -14,7 +14,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
