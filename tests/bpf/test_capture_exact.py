@@ -1,4 +1,6 @@
-"""Real BPF, as root: `iolens record -- CMD` on a workload with known I/O gives exact counts.
+"""Real BPF, as root: `iolens record -- CMD` on a workload with known I/O gives exact counts
+(and, for the causal rules, exact per-thread waits in poll/epoll_wait/select and the CPU time
+of a spinning thread).
 
 The capture is read with plain pyarrow (no iolens import in the checks), as other tools would.
 """
@@ -93,3 +95,34 @@ def test_capture_metadata_and_layout(capture):
     schema_meta = ds.dataset(str(out / "io"), format="parquet").schema.metadata
     assert schema_meta[b"iolens.schema_version"] == b"1"
     assert io.schema.field("lat_hist").type.value_type.bit_width == 64
+
+
+# --- issue 15: waits for readiness and CPU time, the inputs of the causal rules ----------------
+
+def test_poll_waits_per_thread_exact(capture):
+    _, io, truth = capture
+    w = truth["waits"]
+    polls = io.filter(pc.equal(io["op"], "poll")).to_pylist()
+    by_sys: dict[str, list[dict]] = {}
+    for r in polls:
+        if r["tid"] == w["main"]:
+            by_sys.setdefault(r["syscall"], []).append(r)
+    count = {s: sum(r["count"] for r in rs) for s, rs in by_sys.items()}
+    assert count.get("poll") == 6 and count.get("epoll_wait") == 4
+    assert count.get("pselect6", 0) + count.get("select", 0) == 3
+    waited = {s: sum(r["lat_sum_ns"] for r in rs) / 1e9 for s, rs in by_sys.items()}
+    assert waited["poll"] >= 0.29 and waited["epoll_wait"] >= 0.19
+    # poll watched one fd: the socket is named
+    assert {r["kind"] for r in by_sys["poll"]} == {"socket"}
+    assert all(r["resource"].startswith("unix:") for r in by_sys["poll"])
+
+
+def test_cpu_time_per_thread(capture):
+    out, _, truth = capture
+    w = truth["waits"]
+    cpu = ds.dataset(str(out / "cpu"), format="parquet").to_table()
+    per: dict[int, float] = {}
+    for r in cpu.to_pylist():
+        per[r["tid"]] = per.get(r["tid"], 0) + r["cpu_ns"] / 1e9
+    assert per.get(w["spinner"], 0) >= 0.7
+    assert per.get(w["main"], 0) < 0.5

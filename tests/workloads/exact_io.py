@@ -6,15 +6,21 @@ Main process: reads file A (N bytes, prime) in k-byte chunks to EOF (the 0-byte 
 writes M bytes to file B in chunks then fsyncs, one readv and one preadv on file C, one read on
 a bad fd (error), and exchanges K bytes each way with a forked TCP peer on loopback using
 send/recv and plain write/read on the socket. Three forked workers each read their own file.
-Every count is recorded here as the truth the capture must match.
+Then the main thread waits for readiness on a silent socket (6 poll, 4 epoll_wait, 3 select,
+50 ms each) while a second thread spins on a CPU for 0.8 s (and stays alive past an
+interval's end, so its CPU time is read). Every count is recorded here as the truth the
+capture must match.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import sys
+import threading
+import time
 
 N, K_CHUNK = 1_000_003, 4099
 M, M_CHUNK = 524_287, 8191
@@ -148,8 +154,40 @@ def main() -> None:
         os.waitpid(pid, 0)
         with open(os.path.join(work, f"{pid}.truth")) as f:
             truth["workers"].append(json.load(f))
+    truth["waits"] = waits_and_spin()
     with open(truth_path, "w") as f:
         json.dump(truth, f)
+
+
+def waits_and_spin() -> dict:
+    """Waits in poll/epoll_wait/select on a socket nobody writes, beside a spinning thread."""
+    a, _b = socket.socketpair()
+    done, out = threading.Event(), {"main": threading.get_native_id()}
+
+    def spin() -> None:
+        t = time.thread_time()
+        while time.thread_time() - t < 0.8:
+            pass
+        out["spinner"] = threading.get_native_id()
+        done.wait()  # alive until read: /proc cannot tell an exited thread's last CPU
+
+    th = threading.Thread(target=spin)
+    th.start()
+    p = select.poll()
+    p.register(a, select.POLLIN)
+    for _ in range(6):
+        p.poll(50)
+    ep = select.epoll()
+    ep.register(a.fileno(), select.EPOLLIN)
+    for _ in range(4):
+        ep.poll(0.05)
+    for _ in range(3):
+        select.select([a], [], [], 0.05)
+    time.sleep(1.5)  # > one interval: the spinner's time is read while it lives
+    done.set()
+    th.join()
+    out["counts"] = {"poll": 6, "epoll_wait": 4, "select": 3}
+    return out
 
 
 if __name__ == "__main__":
