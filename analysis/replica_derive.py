@@ -399,7 +399,8 @@ def _wall(io: pa.Table) -> tuple[float, float]:
 
 
 def _cache(pagecache: pa.Table | None) -> dict[str, tuple[int, int]] | None:
-    """resource -> (bytes that missed the page cache on reads, largest known size); None
+    """resource -> (bytes that missed the page cache on reads, at most the file's size when
+    known; largest known size); None
     when the capture has no page-cache data."""
     if pagecache is None or pagecache.num_rows == 0:
         return None
@@ -408,7 +409,8 @@ def _cache(pagecache: pa.Table | None) -> dict[str, tuple[int, int]] | None:
     t = pa.table({"resource": pagecache.column("resource"), "miss": miss,
                   "size": pc.fill_null(pagecache.column("size_bytes"), 0)})
     g = t.group_by("resource").aggregate([("miss", "sum"), ("size", "max")])
-    return {r: (int(m or 0), int(z or 0)) for r, m, z in zip(
+    # a page is 4 KiB: a 2 KiB file read cold misses one page, not 4 KiB of its data
+    return {r: (min(int(m or 0), int(z)) if z else int(m or 0), int(z or 0)) for r, m, z in zip(
         g.column("resource").to_pylist(), g.column("miss_sum").to_pylist(),
         g.column("size_max").to_pylist(), strict=True) if r}
 

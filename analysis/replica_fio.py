@@ -19,13 +19,17 @@ Mapping (see replica_derive for how each figure is measured):
 - fsync -> ``fsync_on_close`` (one per open) or ``fsync=N`` (every N writes);
 - mmap reads -> ``ioengine=mmap``;
 - page cache -> ``invalidate=1`` when most of the original's read bytes missed the cache
-  (or nothing is known), else ``invalidate=0`` (files stay cached after preparation);
+  (or nothing is known), else ``invalidate=0`` (files stay cached after preparation); fio
+  drops a file at every open, so re-read files whose re-reads hit the cache get a second
+  section (``wait_for``) for the passes after the first;
 - pacing -> ``thinktime`` (µs) after each open's worth of requests (``thinktime_blocks``).
 
-Writers whose request sizes span more than `IOLOG_SPAN` (a checkpoint: 64 B headers and
-4 MiB tensors in one file) are written as an fio iolog (``read_iolog``, format v2) instead:
-fio fills the end of each file with the small sizes of a bssplit once the large ones no
-longer fit, which adds thousands of small writes per file. The iolog is synthesised from
+Writers (jobs that only write) are replayed from an fio iolog (``read_iolog``, format v2)
+instead, for two behaviours of fio 3.33 measured here: with a bssplit whose sizes span
+orders of magnitude (a checkpoint: 64 B headers and 4 MiB tensors in one file) fio fills the
+end of each file with the small sizes once the large ones no longer fit, adding thousands
+of small writes per file; and with ``fsync_on_close`` over several files or loops it opens
+and fsyncs each file once more between them. The iolog is synthesised from
 the model (the exact number of requests of each size per open, in a seeded shuffled
 order; sequential offsets, or random ones in the random share; fsync as in the original),
 never copied from the capture. Readers always use bssplit (their files must exist first).
@@ -40,9 +44,7 @@ from dataclasses import dataclass, field
 
 from iolens.analysis.replica_derive import JobModel, OpStats, WorkloadModel
 
-#: writers with max/min request size above this are replayed from a synthesised iolog
-IOLOG_SPAN = 64
-#: ... unless the log would hold more requests than this
+#: writers are replayed from a synthesised iolog unless it would hold more requests than this
 IOLOG_MAX_OPS = 500_000
 
 #: file name extension per class: the collector classifies the replica's files alike
@@ -76,10 +78,9 @@ class FioJobFile:
 
 
 def uses_iolog(job: JobModel) -> bool:
-    """Replay this job from a synthesised iolog (see the module docstring)?"""
-    sizes = [s for s, _ in job.write.sizes()]
-    return (job.read.ops == 0 and job.write.ops > 0 and len(sizes) > 1
-            and max(sizes) > IOLOG_SPAN * min(sizes) and job.write.ops <= IOLOG_MAX_OPS)
+    """Replay this job from a synthesised iolog (see the module docstring)? Writers only:
+    a reader's files must exist first, which the job file's bssplit layout provides."""
+    return job.read.ops == 0 and 0 < job.write.ops <= IOLOG_MAX_OPS
 
 
 def _exact_counts(op: OpStats, total: int) -> list[tuple[int, int]]:
@@ -196,19 +197,31 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
         lines.append(f"bssplit={split}")
         engine = "mmap" if job.mmap_reads else ("psync" if job.random_share > 0 else "sync")
         lines.append(f"ioengine={engine}")
-    if loops > 1:
-        lines.append(f"loops={loops}")
     if job.fsyncs:
         if job.fsync_per_open:
             lines.append("fsync_on_close=1")
         else:
             lines.append(f"fsync={max(1, round(job.writes_per_fsync))}")
-    cold = job.miss_share is None or job.miss_share >= 0.5
-    lines.append(f"invalidate={1 if cold else 0}")
     if job.think_s > 0:
         blocks = max(1, round(job.ops_per_open)) if not metadata_only else 1
         lines += [f"thinktime={max(1, round(job.think_s * 1e6))}",
                   f"thinktime_blocks={blocks}"]
+    miss = job.miss_share
+    if loops > 1 and miss is not None and miss < 0.75:
+        # re-reads that hit the cache: fio's invalidate= acts at every open, so the first
+        # pass (cold when the original's misses cover about one pass) and the re-reads
+        # (cached) are two sections over the same files, the second waiting for the first
+        first = 1 if miss * loops >= 0.5 else 0
+        second = [ln.replace(f"[{name}]", f"[{name}-reread]") for ln in lines
+                  if not ln.startswith(";")]
+        lines += [f"invalidate={first}", "",
+                  f"; re-reads of the same files ({loops - 1} more pass(es), cached)",
+                  *second, f"wait_for={name}", f"loops={loops - 1}", "invalidate=0"]
+    else:
+        if loops > 1:
+            lines.append(f"loops={loops}")
+        cold = miss is None or miss >= 0.5
+        lines.append(f"invalidate={1 if cold else 0}")
     return lines
 
 

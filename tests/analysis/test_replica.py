@@ -157,7 +157,7 @@ def test_fio_job_file_stays_under_the_target_with_synthetic_names():
         in job.text
     assert "bssplit=65536/100,4096/100" in job.text and "nrfiles=100" in job.text
     assert "filesize=262144" in job.text and "thinktime=" in job.text
-    # the checkpoint's 64 B and 1 MiB writes span more than IOLOG_SPAN: synthesised iolog
+    # the checkpoint writer: synthesised iolog
     (path, log), = job.iologs.items()
     assert path == "/tmp/x.checkpoint-checkpoint-writer-p0.iolog"
     assert f"read_iolog={path}" in job.text
