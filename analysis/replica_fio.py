@@ -75,6 +75,17 @@ class FioJobFile:
 
     text: str
     iologs: dict[str, str] = field(default_factory=dict)
+    #: folders (under the target) whose files must be in the page cache when the run starts
+    warm: list[str] = field(default_factory=list)
+
+
+def starts_cached(job: JobModel, loops: int) -> bool:
+    """Did the original find this group's data in the page cache from the start? (Most
+    of its read bytes hit the cache over a pass; unknown: no.)"""
+    miss = job.miss_share
+    if miss is None or job.read.ops == 0:
+        return False
+    return miss * loops < 0.5 if loops > 1 and miss < 0.75 else miss < 0.5
 
 
 def uses_iolog(job: JobModel) -> bool:
@@ -168,6 +179,8 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
              "MiB/s"]
     if job.original_dir:
         lines.append(f";     original files under {job.original_dir}")
+    if starts_cached(job, job.layout(max_bytes)[1]):
+        lines.append(f";     cached at start: read {target}/{name}/* once before the run")
     if metadata_only:
         lines.append(";     no data moved: replayed as opens with one 1-byte read each "
                      "(counted with end-of-file reads, not as data ops)")
@@ -211,7 +224,7 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
         # re-reads that hit the cache: fio's invalidate= acts at every open, so the first
         # pass (cold when the original's misses cover about one pass) and the re-reads
         # (cached) are two sections over the same files, the second waiting for the first
-        first = 1 if miss * loops >= 0.5 else 0
+        first = 0 if starts_cached(job, loops) else 1
         second = [ln.replace(f"[{name}]", f"[{name}-reread]") for ln in lines
                   if not ln.startswith(";")]
         lines += [f"invalidate={first}", "",
@@ -220,8 +233,7 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
     else:
         if loops > 1:
             lines.append(f"loops={loops}")
-        cold = miss is None or miss >= 0.5
-        lines.append(f"invalidate={1 if cold else 0}")
+        lines.append(f"invalidate={0 if starts_cached(job, loops) else 1}")
     return lines
 
 
@@ -234,6 +246,8 @@ def render_fio(model: WorkloadModel, target: str, source: str = "",
             f"; target directory (create it first): {target}",
             "; prepare the files, then run (record it with `iolens record -o DIR -- fio FILE`):",
             ";   fio --create_only=1 THIS_FILE && fio THIS_FILE",
+            "; jobs marked `cached at start` found their data in the page cache: read their",
+            "; folder once after preparing (e.g. cat DIR/* > /dev/null), before the run",
             f"; original: {model.wall_s:.1f} s of capture, {len(model.jobs)} group(s) of file "
             f"I/O (classes {', '.join(model.classes)})",
             "; not reproduced:"]
@@ -246,6 +260,7 @@ def render_fio(model: WorkloadModel, target: str, source: str = "",
     head += ["", "[global]", "thread=0", "group_reporting=0", ""]
     body: list[str] = []
     logs: dict[str, str] = {}
+    warm: list[str] = []
     for job in model.jobs:
         if uses_iolog(job):
             for p in range(job.procs):
@@ -254,7 +269,9 @@ def render_fio(model: WorkloadModel, target: str, source: str = "",
                 body += job_section(job, p, target, max_bytes, iolog_path=path) + [""]
         else:
             body += job_section(job, 0, target, max_bytes) + [""]
-    return FioJobFile("\n".join(head + body), logs)
+            if starts_cached(job, job.layout(max_bytes)[1]):
+                warm.append(job.name)
+    return FioJobFile("\n".join(head + body), logs, warm)
 
 
 def job_names(model: WorkloadModel) -> Sequence[str]:
