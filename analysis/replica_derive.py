@@ -181,8 +181,9 @@ class JobModel:
 
     @property
     def mmap_reads(self) -> bool:
-        """The group read mapped files (page faults brought more than read() did)."""
-        return self.mmaps > 0 and self.fault_bytes > self.read.bytes
+        """The group read mapped files (page faults brought more than read() did: `read`
+        then holds the faults, see job_model)."""
+        return self.mmaps > 0 and self.fault_bytes > 0 and self.fault_bytes >= self.read.bytes
 
 
 @dataclass(frozen=True)
@@ -317,15 +318,24 @@ def _common_dir(paths: Sequence[str]) -> str:
         return ""
 
 
-def job_model(t: pa.Table, file_class: str, role: str, fault_bytes: int = 0,
+def job_model(t: pa.Table, file_class: str, role: str, faults: tuple[int, int] = (0, 0),
               cache: Mapping[str, tuple[int, int]] | None = None) -> JobModel:
-    """The model of one group's io rows (all of one file class and role)."""
+    """The model of one group's io rows (all of one file class and role); `faults`:
+    (page faults that did I/O, their bytes) on the group's mapped files. A group that read
+    its files through mmap more than with read() is modelled as reading the fault bytes in
+    requests of the mean fault size (fio's mmap engine replays that)."""
     span, active, peak, mean = _span(t)
     procs = _concurrency(t)
     res = [r for r in pc.unique(t.column("resource")).to_pylist() if r]
     files = len([r for r in res if not r.endswith("/")])
     busy = float(pc.sum(t.column("lat_sum_ns")).as_py() or 0) / 1e9 / procs
     read = _op_stats(t, "read")
+    nfault, fbytes = faults
+    if _count(t, "mmap") and fbytes > read.bytes and nfault:
+        size = fbytes // nfault
+        hist = [0] * SIZE_BUCKETS
+        hist[min(max(size.bit_length() - 1, 1), SIZE_BUCKETS - 1)] = nfault
+        read = OpStats(ops=nfault, bytes=fbytes, size_hist=tuple(hist))
     miss, size = None, 0
     if cache is not None:
         known = [cache[r] for r in res if r in cache]
@@ -339,7 +349,7 @@ def job_model(t: pa.Table, file_class: str, role: str, fault_bytes: int = 0,
                     mmaps=_count(t, "mmap"), read=read,
                     write=_op_stats(t, "write"), span_s=span, busy_s=busy,
                     active_intervals=active, peak_bytes_s=peak, mean_bytes_s=mean,
-                    fault_bytes=fault_bytes, original_dir=_common_dir(res))
+                    fault_bytes=fbytes, original_dir=_common_dir(res))
 
 
 def derive(tables: Mapping[str, pa.Table], classes: Sequence[str] = DEFAULT_CLASSES,
@@ -379,8 +389,9 @@ def derive(tables: Mapping[str, pa.Table], classes: Sequence[str] = DEFAULT_CLAS
             continue
         sel = pc.and_(pc.equal(fio.column("file_class"), cls), pc.equal(fio.column("_role"), role))
         t = fio.filter(sel)
-        fb = sum(faults.get(r, 0) for r in set(t.column("resource").to_pylist()) if r)
-        job = job_model(t, cls, role, fb, cache)
+        mine = [faults[r] for r in set(t.column("resource").to_pylist()) if r in faults]
+        job = job_model(t, cls, role, (sum(f[0] for f in mine), sum(f[1] for f in mine)),
+                        cache)
         if job.data_ops == 0 and job.opens == 0:  # stats of inherited fds (stdout...) only
             left[cls] = left.get(cls, 0) + n
             continue
@@ -415,12 +426,14 @@ def _cache(pagecache: pa.Table | None) -> dict[str, tuple[int, int]] | None:
         g.column("size_max").to_pylist(), strict=True) if r}
 
 
-def _fault_bytes(faults: pa.Table | None) -> dict[str, int]:
+def _fault_bytes(faults: pa.Table | None) -> dict[str, tuple[int, int]]:
+    """resource -> (page faults that did I/O, bytes they brought in)."""
     if faults is None or faults.num_rows == 0:
         return {}
-    g = faults.group_by("resource").aggregate([("bytes", "sum")])
-    return {r: int(b) for r, b in zip(g.column("resource").to_pylist(),
-                                      g.column("bytes_sum").to_pylist(), strict=True) if r}
+    g = faults.group_by("resource").aggregate([("faults", "sum"), ("bytes", "sum")])
+    return {r: (int(n or 0), int(b or 0)) for r, n, b in zip(
+        g.column("resource").to_pylist(), g.column("faults_sum").to_pylist(),
+        g.column("bytes_sum").to_pylist(), strict=True) if r}
 
 
 def _not_reproduced(io: pa.Table, tables: Mapping[str, pa.Table],

@@ -135,6 +135,24 @@ def test_folded_directory_rows_system_files_and_scratch_files():
     assert job.read.ops == 10 and job.read.bytes == 10 * 4096
 
 
+def test_mmap_reads_become_fio_mmap_jobs():
+    # a weights file opened and mmap'd once; its 100 page faults brought in 100 x 128 KiB
+    w = "/models/llama/model-00001-of-00002.safetensors"
+    rows = [F.io_row(pid=1, op="open", resource=w, count=1, nbytes=0, file_class="weights"),
+            F.io_row(pid=1, op="mmap", resource=w, count=1, nbytes=1 << 30,
+                     file_class="weights")]
+    faults = pa.table({"ts": pa.array([F.T0], pa.int64()).cast(pa.timestamp("ns", "UTC")),
+                       "interval_s": [1.0], "host": [F.HOST], "pid": pa.array([1], pa.int32()),
+                       "comm": ["python"], "resource": [w], "faults": [100],
+                       "pages": [3200], "bytes": [100 * 131072], "lat_sum_ns": [10**8]})
+    model = derive({"io": F.io_table(rows), "faults": faults})
+    job = model.jobs[0]
+    assert job.mmap_reads and (job.read.ops, job.read.bytes) == (100, 100 * 131072)
+    text = render_fio(model, T).text
+    assert "ioengine=mmap" in text and "bssplit=131072/100" in text
+    assert "filename_format=weights-python/weights-python.$jobnum.$filenum.safetensors" in text
+
+
 def test_no_file_io_is_an_error():
     rows = [F.io_row(pid=1, op="send", resource="tcp:10.0.0.1:80", count=3, nbytes=300)]
     with pytest.raises(DeriveError):
