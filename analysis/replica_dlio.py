@@ -168,8 +168,8 @@ def render_dlio(model: WorkloadModel, target: str, source: str = "") -> str:
     cfg = dlio_config(model, target)
     lines = [f"# DLIO workload config written by `iolens replay-config` from {source}",
              f"# every file under {target}; generate the data first:",
-             "#   dlio_benchmark --config-dir DIR workload=NAME ++workload.workflow.generate_data=True"
-             " ++workload.workflow.train=False",
+             "#   dlio_benchmark --config-dir DIR workload=NAME"
+             " ++workload.workflow.generate_data=True ++workload.workflow.train=False",
              "# not reproduced:"]
     lines += [f"#   - {n}" for n in model.not_reproduced]
     lines.append("#   - DLIO reads whole samples through its own readers: request sizes, "
