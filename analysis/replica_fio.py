@@ -81,7 +81,10 @@ class FioJobFile:
 
 def starts_cached(job: JobModel, loops: int) -> bool:
     """Did the original find this group's data in the page cache from the start? (Most
-    of its read bytes hit the cache over a pass; unknown: no.)"""
+    of its read bytes hit the cache over a pass; unknown: no; a group that moved no data
+    is replayed cached, so that its stand-in 1-byte reads cost no disk reads.)"""
+    if job.data_ops == 0:
+        return True  # opens only: their 1-byte reads must not add disk reads of their own
     miss = job.miss_share
     if miss is None or job.read.ops == 0:
         return False
