@@ -148,15 +148,17 @@ def _show(v: Any) -> Any:
     return v
 
 
-def top_category(path: str) -> tuple[str, str | None]:
-    """(category of the first finding, its code) of `iolens analyze`; ("none", None)."""
+def findings(path: str) -> list[tuple[str, str]]:
+    """(category, code) of every finding of `iolens analyze`, by impact."""
     from iolens.analysis.analyze import analyze_path
 
-    rep = analyze_path(path, plots=False)
-    if not rep.findings:
-        return "none", None
-    f = rep.findings[0]
-    return f.category, f.code
+    return [(f.category, f.code) for f in analyze_path(path, plots=False).findings]
+
+
+def top_category(path: str) -> tuple[str, str | None]:
+    """(category of the first finding, its code) of `iolens analyze`; ("none", None)."""
+    got = findings(path)
+    return got[0] if got else ("none", None)
 
 
 def rows_json(rows: list[Row]) -> list[dict[str, Any]]:

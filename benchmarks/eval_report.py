@@ -419,10 +419,12 @@ def s_replica(r: Results) -> str:
                          tol, within])
         tops.append([name, w["kind"], f"`{w['file_class']}`",
                      ", ".join(w["top_original"]), ", ".join(w["top_replica"]),
-                     f"{w['top_match_rounds']}/{w['rounds']}"])
+                     f"{w['top_match_rounds']}/{w['rounds']}",
+                     f"{w.get('top_in_replica_rounds', '–')}/{w['rounds']}"])
     return (r.provenance("replica", d)
             + table(["workload", "kind", "data class", "top finding: original",
-                     "replica (fio)", "same"], tops)
+                     "replica (fio)", "same top", "original's top among replica's findings"],
+                    tops)
             + "\n" + table(["workload", "metric (data class)", "original", "replica",
                             "replica/original (median)", "tolerance", "rounds within"], rows)
             + f"\n{d['rounds']} interleaved round(s), {d['seconds']:.0f} s per workload; "

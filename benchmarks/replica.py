@@ -14,8 +14,9 @@ For each round: the scenario's data is prepared (not recorded), the scenario rec
 out with `fio --create_only=1` and the folders the job file marks `cached at start` read once
 (neither recorded), fio recorded with `iolens record`, and both
 captures reduced by `replica_compare.class_metrics`. Prints, per workload and metric, the
-original, the replica and the ratio (or difference in points) side by side, and the top
-finding category of `iolens analyze` on both. Results: $IOLENS_BENCH_RESULTS/replica.json.
+original, the replica and the ratio (or difference in points) side by side, the top
+finding category of `iolens analyze` on both, and whether the original's top category is
+among the replica's findings at all. Results: $IOLENS_BENCH_RESULTS/replica.json.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
 
 from iolens.analysis.replica_compare import (  # noqa: E402
-    METRICS, class_metrics, fidelity, rows_json, top_category)
+    METRICS, class_metrics, fidelity, findings, rows_json, top_category)
 from iolens.collector.capture import read_capture  # noqa: E402
 
 SCEN = HERE / "scenarios"
@@ -84,10 +85,14 @@ def one(name: str, work: Path, seconds: float) -> dict:
     om = class_metrics(read_capture(orig).tables)
     rm = class_metrics(read_capture(rep).tables)
     rows = fidelity(om, rm)
-    top_o, top_r = top_category(str(orig)), top_category(str(rep))
+    top_o, found_r = top_category(str(orig)), findings(str(rep))
+    top_r = found_r[0] if found_r else ("none", None)
     out = {"workload": name, "orig_s": round(t1 - t0, 1), "replica_s": round(t3 - t2, 1),
            "rows": rows_json(rows), "top_original": top_o, "top_replica": top_r,
-           "top_match": top_o[0] == top_r[0], "fio_lines": len(job.read_text().splitlines())}
+           "top_match": top_o[0] == top_r[0],
+           "top_in_replica": top_o[0] == "none" and not found_r
+           or top_o[0] in {c for c, _ in found_r},
+           "replica_findings": found_r, "fio_lines": len(job.read_text().splitlines())}
     for p in (target,):
         C.rmtree(p)
     return out
@@ -129,6 +134,7 @@ def summarise(runs: list[dict]) -> dict:
                      "top_original": [r["top_original"][0] for r in mine],
                      "top_replica": [r["top_replica"][0] for r in mine],
                      "top_match_rounds": sum(r["top_match"] for r in mine),
+                     "top_in_replica_rounds": sum(r["top_in_replica"] for r in mine),
                      "rounds": len(mine)}
     return out
 
