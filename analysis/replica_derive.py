@@ -26,6 +26,7 @@ uses); roles are the latest non-null ``procs.role`` of each pid, else its comm.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -144,7 +145,12 @@ class JobModel:
         fsync_on_close), one extra open per loop. With fewer files per process (a
         checkpoint re-written in place) each open becomes a file of its own written once,
         unless that lays out more than `max_bytes`. The file size is the bytes moved per open.
+        Random readers of files of known size (`random_over_file`) keep the original's files
+        and the bytes read from each (at random over the whole size: fio `io_size`).
         """
+        if self.random_over_file:  # random reads over whole files: the original's files
+            nfiles, loops = max(1, round(self.files / self.procs)), 1
+            return nfiles, loops, max(1, int(round(self.data_bytes / (nfiles * self.procs))))
         per_proc_files = min(self.files, self.passes) / self.procs
         if self.passes <= self.files or (per_proc_files < 10
                                          and self.data_bytes <= max_bytes):
@@ -157,6 +163,21 @@ class JobModel:
         if sizes and size >= min(sizes):  # whole requests: no short request at each file end
             size = round(size / min(sizes)) * min(sizes)
         return nfiles, loops, max(1, int(round(size)))
+
+    @property
+    def random_over_file(self) -> bool:
+        """Mostly random reads over files of known size (pagecache): replayed over the
+        whole size, as often as the original read it."""
+        return self.random_share > 0.5 and self.write.ops == 0 and self.file_size > 0
+
+    def distinct_bytes(self, max_bytes: int = 8 << 30) -> float:
+        """Bytes of distinct data the reads touch: what a cold start must bring in (random
+        reads cover 1 - e^-k of a file read k times its size over)."""
+        nfiles, loops, size = self.layout(max_bytes)
+        if self.random_over_file:
+            k = size / self.file_size
+            return nfiles * self.procs * self.file_size * (1 - math.exp(-k))
+        return self.read.bytes / loops
 
     @property
     def writes_per_fsync(self) -> float:

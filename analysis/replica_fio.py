@@ -79,16 +79,16 @@ class FioJobFile:
     warm: list[str] = field(default_factory=list)
 
 
-def starts_cached(job: JobModel, loops: int) -> bool:
-    """Did the original find this group's data in the page cache from the start? (Most
-    of its read bytes hit the cache over a pass; unknown: no; a group that moved no data
-    is replayed cached, so that its stand-in 1-byte reads cost no disk reads.)"""
+def starts_cached(job: JobModel, max_bytes: int = 8 << 30) -> bool:
+    """Did the original find this group's data in the page cache from the start? Yes when
+    its reads missed the cache for less than half of the distinct data they touched (a cold
+    start misses all of it once); unknown: no. A group that moved no data is replayed
+    cached, so that its stand-in 1-byte reads cost no disk reads."""
     if job.data_ops == 0:
-        return True  # opens only: their 1-byte reads must not add disk reads of their own
-    miss = job.miss_share
-    if miss is None or job.read.ops == 0:
+        return True
+    if job.miss_share is None or job.read.ops == 0:
         return False
-    return miss * loops < 0.5 if loops > 1 and miss < 0.75 else miss < 0.5
+    return job.miss_share * job.read.bytes < 0.5 * job.distinct_bytes(max_bytes)
 
 
 def uses_iolog(job: JobModel) -> bool:
@@ -182,7 +182,7 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
              "MiB/s"]
     if job.original_dir:
         lines.append(f";     original files under {job.original_dir}")
-    if starts_cached(job, job.layout(max_bytes)[1]):
+    if starts_cached(job, max_bytes):
         lines.append(f";     cached at start: read {target}/{name}/* once before the run")
     if metadata_only:
         lines.append(";     no data moved: replayed as opens with one 1-byte read each "
@@ -200,7 +200,7 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
               f"filename_format={name}/{name}.$jobnum.$filenum.{ext}",
               f"numjobs={job.procs}", f"nrfiles={nfiles}", "openfiles=1",
               "file_service_type=sequential", "iodepth=1"]
-    random_big = job.random_share > 0.5 and job.file_size > size and loops == 1
+    random_big = job.random_over_file
     if metadata_only:
         lines += ["filesize=1", "bs=1", "rw=read", "ioengine=sync"]
     else:
@@ -227,7 +227,7 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
         # re-reads that hit the cache: fio's invalidate= acts at every open, so the first
         # pass (cold when the original's misses cover about one pass) and the re-reads
         # (cached) are two sections over the same files, the second waiting for the first
-        first = 0 if starts_cached(job, loops) else 1
+        first = 0 if starts_cached(job, max_bytes) else 1
         second = [ln.replace(f"[{name}]", f"[{name}-reread]") for ln in lines
                   if not ln.startswith(";")]
         lines += [f"invalidate={first}", "",
@@ -236,7 +236,7 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
     else:
         if loops > 1:
             lines.append(f"loops={loops}")
-        lines.append(f"invalidate={0 if starts_cached(job, loops) else 1}")
+        lines.append(f"invalidate={0 if starts_cached(job, max_bytes) else 1}")
     return lines
 
 
@@ -272,7 +272,7 @@ def render_fio(model: WorkloadModel, target: str, source: str = "",
                 body += job_section(job, p, target, max_bytes, iolog_path=path) + [""]
         else:
             body += job_section(job, 0, target, max_bytes) + [""]
-            if starts_cached(job, job.layout(max_bytes)[1]):
+            if starts_cached(job, max_bytes):
                 warm.append(job.name)
     return FioJobFile("\n".join(head + body), logs, warm)
 

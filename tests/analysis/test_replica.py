@@ -8,6 +8,7 @@ Golden values come from the builders' arguments (see each builder's comment).
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -110,6 +111,32 @@ def test_random_share_concurrency_and_fio_mapping():
     text = render_fio(derive({"io": F.io_table(rows)}), T).text
     assert "numjobs=2" in text and "rw=randread" in text and "percentage_random=50" in text
     assert "ioengine=psync" in text
+
+
+def test_random_reads_over_a_file_of_known_size_start_cold_or_cached():
+    # 2000 random 4 KiB preads (8000 KiB) over a 4 MiB file (pagecache: size 4 MiB): they
+    # cover 1 - e^-k of it, k = 8000 KiB / 4096 KiB; a cold start misses that much once
+    from iolens.analysis.replica_fio import starts_cached
+    rec = "/d/records.bin"
+    rows = [F.io_row(pid=1, op="open", resource=rec, count=1, nbytes=0, file_class="other"),
+            F.io_row(pid=1, op="read", resource=rec, count=2000, nbytes=2000 * 4096,
+                     random_ops=2000, syscall="pread64", file_class="other")]
+
+    def model(miss_pages: int):
+        pc_t = pa.table({"ts": pa.array([F.T0], pa.int64()).cast(pa.timestamp("ns", "UTC")),
+                         "interval_s": [1.0], "host": [F.HOST],
+                         "pid": pa.array([1], pa.int32()), "comm": ["python"],
+                         "resource": [rec], "pages_added": [miss_pages],
+                         "page_bytes": [4096], "size_bytes": [4 << 20]})
+        return derive({"io": F.io_table(rows), "pagecache": pc_t})
+
+    cold, warm = model(900).jobs[0], model(10).jobs[0]
+    assert cold.random_over_file and cold.layout() == (1, 1, 2000 * 4096)
+    assert cold.distinct_bytes() == pytest.approx((4 << 20) * (1 - math.exp(-8000 / 4096)))
+    assert not starts_cached(cold) and starts_cached(warm)
+    text = render_fio(model(900), T).text
+    assert f"filesize={4 << 20}" in text and f"io_size={2000 * 4096}" in text
+    assert "norandommap=1" in text and "invalidate=1" in text
 
 
 def test_processes_in_turn_are_not_concurrent():
