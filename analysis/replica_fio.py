@@ -1,7 +1,8 @@
 """Render a `WorkloadModel` as a fio job file (fio >= 3.x; checked with fio 3.33).
 
 One job section per (file class, role) group. Every file the replica touches is created by
-fio under the target directory given by the user, in a folder per job, with synthetic names
+fio under the target directory given by the user (in a folder per job; writers' files
+directly under it, since iologs create no folders), with synthetic names
 ``<class>-<role>.<job>.<file>.<ext>`` whose extension keeps the collector's file class
 (``.rec`` is dataset data, ``.pt`` a checkpoint when written and weights when read, ``.log``
 a log, ``.dat`` other). Original paths appear only as a summary in comments.
@@ -18,10 +19,11 @@ Mapping (see replica_derive for how each figure is measured):
   size (``norandommap``, ``io_size``);
 - fsync -> ``fsync_on_close`` (one per open) or ``fsync=N`` (every N writes);
 - mmap reads -> ``ioengine=mmap``;
-- page cache -> ``invalidate=1`` when most of the original's read bytes missed the cache
-  (or nothing is known), else ``invalidate=0`` (files stay cached after preparation); fio
-  drops a file at every open, so re-read files whose re-reads hit the cache get a second
-  section (``wait_for``) for the passes after the first;
+- page cache -> ``invalidate=1`` (cold start) unless the original's read misses cover
+  less than half of the distinct data it touched (or nothing is known: cold), else
+  ``invalidate=0`` with the job marked `cached at start` (its folder is read once before
+  the run); fio drops a file at every open, so re-read files whose re-reads hit the cache
+  get a second section (``wait_for``) for the passes after the first;
 - pacing -> ``thinktime`` (µs) after each open's worth of requests (``thinktime_blocks``).
 
 Writers (jobs that only write) are replayed from an fio iolog (``read_iolog``, format v2)
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from iolens.analysis.replica_derive import JobModel, OpStats, WorkloadModel
@@ -276,6 +277,3 @@ def render_fio(model: WorkloadModel, target: str, source: str = "",
                 warm.append(job.name)
     return FioJobFile("\n".join(head + body), logs, warm)
 
-
-def job_names(model: WorkloadModel) -> Sequence[str]:
-    return [j.name for j in model.jobs]
