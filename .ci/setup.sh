@@ -27,9 +27,10 @@ export DEBIAN_FRONTEND=noninteractive
 # --- 1. packages -----------------------------------------------------------------------------
 KV=$(uname -r)
 pkgs=(python3-bpfcc libbpfcc bpfcc-tools iproute2 strace python3-venv bpftool)
-# Only the test suite needs these: a browser for the HTML report test, Vagrant to validate
-# the dev VM's Vagrantfile (installed without its recommends: no hypervisor is wanted here).
-test_pkgs=(chromium)
+# Only the test suite needs these: a browser for the HTML report test, fio for the replica
+# round trip (iolens replay-config), Vagrant to validate the dev VM's Vagrantfile (installed
+# without its recommends: no hypervisor is wanted here).
+test_pkgs=(chromium fio)
 case ",$EXTRAS," in *,test,*) pkgs+=("${test_pkgs[@]}") ;; esac
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -415,6 +415,56 @@ def s_scenarios(r: Results) -> str:
     return text
 
 
+# --- replica ------------------------------------------------------------------------------
+REPLICA_METRICS = {"bytes": "bytes", "data_ops": "data ops (> 1 byte)",
+                   "mean_request": "mean request B", "request_hist": "request sizes (log2)",
+                   "seq_share": "sequential share", "opens": "opens",
+                   "opens_per_s": "opens/s (active span)", "fsyncs": "fsyncs",
+                   "lat_hist": "latency (log2)", "lat_p50_us": "latency p50 µs"}
+
+
+def _rv(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def s_replica(r: Results) -> str:
+    d = r.get("replica")
+    if not d:
+        return missing("replica")
+    rows, tops = [], []
+    for name, w in d["summary"].items():
+        for metric, label in REPLICA_METRICS.items():
+            m = w["metrics"].get(metric)
+            if not m or not m["original"]:
+                continue
+            sc = m["score_median"]
+            score = "–" if sc is None else (f"{sc:.3f}" if m["kind"] == "ratio"
+                                            else f"{sc:+.1f} pt")
+            tol = (f"±{m['tolerance'] * 100:.0f} %" if m["kind"] == "ratio"
+                   else f"±{m['tolerance']:.0f} pt")
+            within = (f"{m['ok_rounds']}/{m['rounds']}" if m["rounds"] else "–")
+            if m["rounds"] and m["ok_rounds"] < m["rounds"]:
+                within = f"**{within}**"
+            rows.append([name, label, _rv(m["original"][-1]), _rv(m["replica"][-1]), score,
+                         tol, within])
+        tops.append([name, w["kind"], f"`{w['file_class']}`",
+                     ", ".join(w["top_original"]), ", ".join(w["top_replica"]),
+                     f"{w['top_match_rounds']}/{w['rounds']}",
+                     f"{w.get('top_in_replica_rounds', '–')}/{w['rounds']}"])
+    return (r.provenance("replica", d)
+            + table(["workload", "kind", "data class", "top finding: original",
+                     "replica (fio)", "same top", "original's top among replica's findings"],
+                    tops)
+            + "\n" + table(["workload", "metric (data class)", "original", "replica",
+                            "replica/original (median)", "tolerance", "rounds within"], rows)
+            + f"\n{d['rounds']} interleaved round(s), {d['seconds']:.0f} s per workload; "
+              "original and replica values are the last round's.\n")
+
+
 # --- targets ------------------------------------------------------------------------------
 def _sf_rows(summary: dict) -> list[list[str]]:
     rows = []
@@ -612,7 +662,7 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "bpf_profile": s_bpf_profile, "probe_cost": s_probe_cost, "startup": s_startup,
     "workloads": s_workloads, "capacity": s_capacity, "storage": s_storage,
     "scenarios": s_scenarios, "analysis": s_analysis, "tui": s_tui, "targets": s_targets,
-    "smallfiles": s_smallfiles,
+    "smallfiles": s_smallfiles, "replica": s_replica,
 }
 
 

@@ -59,6 +59,8 @@ def steps(quick: bool, res: Path) -> list[tuple[str, list[str], int]]:
         ("scenarios", ["benchmarks/scenarios/run_suite.py", "--seconds", "5" if q else "15",
                        "--json", str(res / "scenarios.json")]
          + (["tiny_files", "healthy_shards"] if q else []), 1800),
+        ("replica", ["benchmarks/replica.py", "--rounds", "1" if q else "2", "--seconds",
+                     "5" if q else "8"], 2400),
         ("writer_speed", ["benchmarks/writer_speed.py", "--repeats", "1" if q else "3"], 600),
         ("analyze_speed", ["benchmarks/analyze_speed.py", "--rows",
                            "1000000" if q else "20000000", "--keep",

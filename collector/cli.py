@@ -26,6 +26,8 @@ EXTERNAL = {
     "top": ("iolens.tui.cli", "live dashboard, or replay of a capture"),
     "analyze": ("iolens.analysis.cli", "find I/O bottlenecks in a capture"),
     "export": ("iolens.analysis.export.cli", "export a capture to Perfetto / CSV"),
+    "replay-config": ("iolens.analysis.replica_cli",
+                      "derive a runnable I/O replica (fio job file, DLIO config) of a capture"),
 }
 
 

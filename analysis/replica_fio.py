@@ -1,0 +1,279 @@
+"""Render a `WorkloadModel` as a fio job file (fio >= 3.x; checked with fio 3.33).
+
+One job section per (file class, role) group. Every file the replica touches is created by
+fio under the target directory given by the user (in a folder per job; writers' files
+directly under it, since iologs create no folders), with synthetic names
+``<class>-<role>.<job>.<file>.<ext>`` whose extension keeps the collector's file class
+(``.rec`` is dataset data, ``.pt`` a checkpoint when written and weights when read, ``.log``
+a log, ``.dat`` other). Original paths appear only as a summary in comments.
+
+Mapping (see replica_derive for how each figure is measured):
+
+- processes -> ``numjobs`` (blocking syscalls: ``iodepth=1`` each);
+- files, opens -> ``nrfiles``, ``filesize``, ``loops``, ``openfiles=1`` with
+  ``file_service_type=sequential`` (one file open at a time, read or written through);
+- request sizes -> ``bssplit`` (reads,writes); read/write mix -> ``rw`` + ``rwmixread``;
+- sequential share -> ``ioengine=sync`` (read()/write(), never counted random) when the
+  original made no random positional op, else ``ioengine=psync`` with ``rw=rand*`` and
+  ``percentage_random``; a random group on a file of known size reads at random over that
+  size (``norandommap``, ``io_size``);
+- fsync -> ``fsync_on_close`` (one per open) or ``fsync=N`` (every N writes);
+- mmap reads -> ``ioengine=mmap``;
+- page cache -> ``invalidate=1`` (cold start) unless the original's read misses cover
+  less than half of the distinct data it touched (or nothing is known: cold), else
+  ``invalidate=0`` with the job marked `cached at start` (its folder is read once before
+  the run); fio drops a file at every open, so re-read files whose re-reads hit the cache
+  get a second section (``wait_for``) for the passes after the first;
+- pacing -> ``thinktime`` (µs) after each open's worth of requests (``thinktime_blocks``).
+
+Writers (jobs that only write) are replayed from an fio iolog (``read_iolog``, format v2)
+instead, for two behaviours of fio 3.33 measured here: with a bssplit whose sizes span
+orders of magnitude (a checkpoint: 64 B headers and 4 MiB tensors in one file) fio fills the
+end of each file with the small sizes once the large ones no longer fit, adding thousands
+of small writes per file; and with ``fsync_on_close`` over several files or loops it opens
+and fsyncs each file once more between them. The iolog is synthesised from
+the model (the exact number of requests of each size per open, in a seeded shuffled
+order; sequential offsets, or random ones in the random share; fsync as in the original),
+never copied from the capture. Readers always use bssplit (their files must exist first).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from iolens.analysis.replica_derive import JobModel, OpStats, WorkloadModel
+
+#: writers are replayed from a synthesised iolog unless it would hold more requests than this
+IOLOG_MAX_OPS = 500_000
+
+#: file name extension per class: the collector classifies the replica's files alike
+EXT = {"dataset": "rec", "checkpoint": "pt", "weights": "safetensors", "log": "log",
+       "other": "dat"}
+
+
+def bssplit(op: OpStats) -> str:
+    """fio bssplit for one direction: ``size/pct:...``, integer percentages summing to 100
+    (largest remainders), buckets below half a percent dropped."""
+    sizes = op.sizes()
+    if not sizes:
+        return ""
+    raw = [(s, p * 100) for s, p in sizes]
+    floor = [(s, int(math.floor(p))) for s, p in raw]
+    left = 100 - sum(p for _, p in floor)
+    order = sorted(range(len(raw)), key=lambda i: raw[i][1] - floor[i][1], reverse=True)
+    pct = [p for _, p in floor]
+    for i in order[:left]:
+        pct[i] += 1
+    parts = [(s, p) for (s, _), p in zip(raw, pct, strict=True) if p > 0]
+    return ":".join(f"{s}/{p}" for s, p in parts)
+
+
+@dataclass
+class FioJobFile:
+    """A rendered job file and the iolog files it names (file name -> content)."""
+
+    text: str
+    iologs: dict[str, str] = field(default_factory=dict)
+    #: folders (under the target) whose files must be in the page cache when the run starts
+    warm: list[str] = field(default_factory=list)
+
+
+def starts_cached(job: JobModel, max_bytes: int = 8 << 30) -> bool:
+    """Did the original find this group's data in the page cache from the start? Yes when
+    its reads missed the cache for less than half of the distinct data they touched (a cold
+    start misses all of it once); unknown: no. A group that moved no data is replayed
+    cached, so that its stand-in 1-byte reads cost no disk reads."""
+    if job.data_ops == 0:
+        return True
+    if job.miss_share is None or job.read.ops == 0:
+        return False
+    return job.miss_share * job.read.bytes < 0.5 * job.distinct_bytes(max_bytes)
+
+
+def uses_iolog(job: JobModel) -> bool:
+    """Replay this job from a synthesised iolog (see the module docstring)? Writers only:
+    a reader's files must exist first, which the job file's bssplit layout provides."""
+    return job.read.ops == 0 and 0 < job.write.ops <= IOLOG_MAX_OPS
+
+
+def _exact_counts(op: OpStats, total: int) -> list[tuple[int, int]]:
+    """(size, count) with counts summing to `total`, proportional to the histogram."""
+    sizes = op.sizes()
+    raw = [p * total for _, p in sizes]
+    cnt = [int(math.floor(r)) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - cnt[i], reverse=True)
+    for i in order[:total - sum(cnt)]:
+        cnt[i] += 1
+    return [(s, c) for (s, _), c in zip(sizes, cnt, strict=True) if c > 0]
+
+
+def iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
+    """The iolog (v2) of process `proc` of a write job: per open of the original, open one
+    of its share of the original's files (re-written in turn), the writes (sizes in exact
+    proportion, seeded shuffle), fsyncs at the original cadence, close."""
+    opens = max(1, round(job.passes / job.procs))
+    nfiles = max(1, min(opens, round(job.files / job.procs)))
+    per_open = max(1, round(job.write.ops / (opens * job.procs)))
+    sizes = [s for s, c in _exact_counts(job.write, per_open) for _ in range(c)]
+    rng = random.Random(seed * 1000 + proc)
+    ext = EXT.get(job.file_class, "dat")
+    every = 0 if job.fsync_per_open or not job.fsyncs else max(1, round(job.writes_per_fsync))
+    rnd = job.random_share
+    out = ["fio version 2 iolog"]
+    done = 0
+    for k in range(opens):
+        i = k % nfiles  # the original's files re-written in turn, as often as it did
+        path = f"{target}/{job.name}.{proc}.{i}.{ext}"  # iologs create no folders
+        if k < nfiles:
+            out.append(f"{path} add")
+        out.append(f"{path} open")
+        order = sizes[:]
+        rng.shuffle(order)
+        extent = sum(order)
+        off = 0
+        for sz in order:
+            if rnd and rng.random() < rnd:
+                pos = rng.randrange(0, max(1, extent - sz + 1)) // 4096 * 4096
+            else:
+                pos = off
+            out.append(f"{path} write {pos} {sz}")
+            off = pos + sz
+            done += 1
+            if every and done % every == 0:
+                out.append(f"{path} sync 0 0")
+        if job.fsync_per_open:
+            out.append(f"{path} sync 0 0")
+        out.append(f"{path} close")
+    return "\n".join(out) + "\n"
+
+
+def _rw(job: JobModel) -> tuple[str, list[str]]:
+    """fio rw= and the options that go with it."""
+    rnd = round(100 * job.random_share)
+    reads, writes = job.read.ops > 0, job.write.ops > 0
+    base = "rw" if reads and writes else ("write" if writes else "read")
+    opts = []
+    if reads and writes:
+        opts.append(f"rwmixread={round(100 * job.read_share)}")
+    if rnd > 0:
+        base = "rand" + base
+        if rnd < 100:
+            opts.append(f"percentage_random={rnd}")
+    return base, opts
+
+
+def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30,
+                iolog_path: str | None = None) -> list[str]:
+    """The lines of one job section (comments included); with `iolog_path` the section
+    replays that iolog (one section per process: the caller names `job.name`-pN)."""
+    nfiles, loops, size = job.layout(max_bytes)
+    name = job.name
+    ext = EXT.get(job.file_class, "dat")
+    rw, rw_opts = _rw(job)
+    metadata_only = job.data_ops == 0
+    lines = [f"; --- {job.file_class} files, role {job.role}: {job.procs} process(es), "
+             f"{job.files} distinct file(s) opened {job.opens} time(s)",
+             f";     reads {job.read.ops} ({job.read.bytes} B), writes {job.write.ops} "
+             f"({job.write.bytes} B), random share {job.random_share:.1%}, "
+             f"fsyncs {job.fsyncs}, stats {job.stats}, mmaps {job.mmaps}",
+             f";     active {job.span_s:.1f} s, blocked in I/O {job.busy_s:.2f} s per process; "
+             f"peak {job.peak_bytes_s / 2**20:.1f} MiB/s, mean {job.mean_bytes_s / 2**20:.1f} "
+             "MiB/s"]
+    if job.original_dir:
+        lines.append(f";     original files under {job.original_dir}")
+    if starts_cached(job, max_bytes):
+        lines.append(f";     cached at start: read {target}/{name}/* once before the run")
+    if metadata_only:
+        lines.append(";     no data moved: replayed as opens with one 1-byte read each "
+                     "(counted with end-of-file reads, not as data ops)")
+    if iolog_path is not None:
+        proc = index
+        lines += [f"[{name}-p{proc}]", f"read_iolog={iolog_path}",
+                  f"ioengine={'psync' if job.random_share > 0 else 'sync'}", "iodepth=1",
+                  "; the iolog holds the opens, writes (sizes, offsets), fsyncs and closes"]
+        if job.think_s > 0:
+            lines += [f"thinktime={max(1, round(job.think_s * 1e6))}",
+                      f"thinktime_blocks={max(1, round(job.ops_per_open))}"]
+        return lines
+    lines += [f"[{name}]", f"directory={target}",
+              f"filename_format={name}/{name}.$jobnum.$filenum.{ext}",
+              f"numjobs={job.procs}", f"nrfiles={nfiles}", "openfiles=1",
+              "file_service_type=sequential", "iodepth=1"]
+    random_big = job.random_over_file
+    if metadata_only:
+        lines += ["filesize=1", "bs=1", "rw=read", "ioengine=sync"]
+    else:
+        lines.append(f"filesize={job.file_size if random_big else size}")
+        if random_big:
+            lines += [f"io_size={size * nfiles}", "norandommap=1"]
+        lines.append(f"rw={rw}")
+        lines += rw_opts
+        split = ",".join([bssplit(job.read) or "4096/100", bssplit(job.write) or "4096/100"])
+        lines.append(f"bssplit={split}")
+        engine = "mmap" if job.mmap_reads else ("psync" if job.random_share > 0 else "sync")
+        lines.append(f"ioengine={engine}")
+    if job.fsyncs:
+        if job.fsync_per_open:
+            lines.append("fsync_on_close=1")
+        else:
+            lines.append(f"fsync={max(1, round(job.writes_per_fsync))}")
+    if job.think_s > 0:
+        blocks = max(1, round(job.ops_per_open)) if not metadata_only else 1
+        lines += [f"thinktime={max(1, round(job.think_s * 1e6))}",
+                  f"thinktime_blocks={blocks}"]
+    miss = job.miss_share
+    if loops > 1 and miss is not None and miss < 0.75:
+        # re-reads that hit the cache: fio's invalidate= acts at every open, so the first
+        # pass (cold when the original's misses cover about one pass) and the re-reads
+        # (cached) are two sections over the same files, the second waiting for the first
+        first = 0 if starts_cached(job, max_bytes) else 1
+        second = [ln.replace(f"[{name}]", f"[{name}-reread]") for ln in lines
+                  if not ln.startswith(";")]
+        lines += [f"invalidate={first}", "",
+                  f"; re-reads of the same files ({loops - 1} more pass(es), cached)",
+                  *second, f"wait_for={name}", f"loops={loops - 1}", "invalidate=0"]
+    else:
+        if loops > 1:
+            lines.append(f"loops={loops}")
+        lines.append(f"invalidate={0 if starts_cached(job, max_bytes) else 1}")
+    return lines
+
+
+def render_fio(model: WorkloadModel, target: str, source: str = "",
+               max_bytes: int = 8 << 30, log_prefix: str = "replica") -> FioJobFile:
+    """The fio job file of `model`, every file under `target` (an absolute directory).
+    iolog files are named ``<log_prefix>.<job>-p<N>.iolog`` (give the job file's own path
+    without its extension: the job file names them by that path)."""
+    head = [f"; fio job file written by `iolens replay-config` from the capture {source}",
+            f"; target directory (create it first): {target}",
+            "; prepare the files, then run (record it with `iolens record -o DIR -- fio FILE`):",
+            ";   fio --create_only=1 THIS_FILE && fio THIS_FILE",
+            "; jobs marked `cached at start` found their data in the page cache: read their",
+            "; folder once after preparing (e.g. cat DIR/* > /dev/null), before the run",
+            f"; original: {model.wall_s:.1f} s of capture, {len(model.jobs)} group(s) of file "
+            f"I/O (classes {', '.join(model.classes)})",
+            "; not reproduced:"]
+    head += [f";   - {n}" for n in model.not_reproduced]
+    if model.left_out:
+        head.append(";   - groups left out (no data and no opens): " + ", ".join(
+            f"{c} ({n} ops)" for c, n in sorted(model.left_out.items())))
+    # no directory= in [global]: fio 3.33 crashes replaying an iolog of absolute paths
+    # with a directory set, so each bssplit job names it
+    head += ["", "[global]", "thread=0", "group_reporting=0", ""]
+    body: list[str] = []
+    logs: dict[str, str] = {}
+    warm: list[str] = []
+    for job in model.jobs:
+        if uses_iolog(job):
+            for p in range(job.procs):
+                path = f"{log_prefix}.{job.name}-p{p}.iolog"
+                logs[path] = iolog(job, target, p)
+                body += job_section(job, p, target, max_bytes, iolog_path=path) + [""]
+        else:
+            body += job_section(job, 0, target, max_bytes) + [""]
+            if starts_cached(job, max_bytes):
+                warm.append(job.name)
+    return FioJobFile("\n".join(head + body), logs, warm)
+
