@@ -94,13 +94,6 @@ class FdStats:
             "fd_limit": [r[3] for r in rows]})
 
 
-_default = FdStats()
-
-
-def table(procs: Mapping[int, Any], start_ns: int, interval_s: float, host: str) -> pa.Table:
-    """`FdStats.table` on the module's shared sampler (what collector/live.py calls)."""
-    return _default.table(procs, start_ns, interval_s, host)
-
 
 def _bench(nprocs: int = 64, fds_each: int = 32, rounds: int = 50) -> dict[str, float]:
     """Cost of one interval's sample over `nprocs` processes holding `fds_each` open fds:

@@ -112,9 +112,12 @@ class Collector:
         self._budget_left = EVENT_BUDGET
         self._counters = dict.fromkeys(wire.COUNTERS, 0)
         self.resolver = Resolver()
+        from iolens.collector.fdstats import FdStats
         from iolens.collector.taskstats import TaskStats
 
+        # per-interval /proc samplers of the traced processes: CPU time, open fds
         self.taskstats = TaskStats(time.time_ns())
+        self.fdstats = FdStats()
         from iolens.collector.classify import FileClassifier, load_rules
 
         self.rules = load_rules(opts.role_map)  # --role-map (RoleMapError if unusable)
@@ -356,11 +359,10 @@ class Collector:
                     tables.update(got)
                 except Exception as exc:  # noqa: BLE001 - one broken probe must not stop the rest
                     self._drop_probe(p, exc)
-        tables["cpu"] = self._cpu_table(start_ns, interval_s)
         procs = self._procs_table(end_ns)
         tables["procs"] = procs
-        from iolens.collector import fdstats  # issue 19: open fds vs RLIMIT_NOFILE
-        tables["fds"] = fdstats.table(self.resolver.procs, start_ns, interval_s, self.host)
+        for name, sampler in (("cpu", self.taskstats), ("fds", self.fdstats)):
+            tables[name] = sampler.table(self.resolver.procs, start_ns, interval_s, self.host)
         counters = self.probe.counters()
         delta = {k: counters[k] - self._counters.get(k, 0) for k in counters}
         self._counters = counters
@@ -403,18 +405,6 @@ class Collector:
         for sink in self.sinks:
             sink(iv)
         self._cpu0 = cpu1
-
-    def _cpu_table(self, start_ns: int, interval_s: float) -> pa.Table:
-        """On-CPU time of the live traced processes' threads in the interval."""
-        live = {p: i.start_ns for p, i in self.resolver.procs.items() if i.exit_ns is None}
-        cols = self.taskstats.sample(live, live)
-        n = len(cols["pid"])
-        if not n:
-            return S.empty_table("cpu")
-        cols["ts"] = pa.array([start_ns] * n, pa.int64()).cast(S.TS)
-        cols["interval_s"] = [interval_s] * n
-        cols["host"] = [self.host] * n
-        return S.to_table("cpu", cols)
 
     def _events_table(self) -> pa.Table:
         rows, self._events = self._events, []

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+from iolens.collector import schema as S
 
 
 def read_schedstat(path: str) -> tuple[int, int, int] | None:
@@ -85,3 +89,14 @@ class TaskStats:
         for key in set(self._prev) - seen:  # exited threads
             self._prev.pop(key, None)
         return out
+
+    def table(self, procs: Mapping[int, Any], start_ns: int, interval_s: float,
+              host: str) -> pa.Table:
+        """The `cpu` rows of one interval for the traced processes `procs` (pid -> info with
+        `start_ns` and `exit_ns`; exited processes are skipped)."""
+        live = {p: getattr(i, "start_ns", None) for p, i in procs.items()
+                if getattr(i, "exit_ns", None) is None}
+        cols: dict[str, Any] = self.sample(live, live)
+        n = len(cols["pid"])
+        cols.update({"ts": [start_ns] * n, "interval_s": [interval_s] * n, "host": [host] * n})
+        return S.to_table("cpu", cols)
