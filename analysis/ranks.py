@@ -23,6 +23,11 @@ LOCAL_RANK_ARG = re.compile(r"--local[-_]rank[= ](\d+)\b")
 _KEEP = ("dataloader", "inference-server", "checkpoint-writer")
 
 
+def rank_pids(procs: dict[int, dict[str, Any]]) -> set[int]:
+    """The processes whose role is rank (from the environment or recognised here)."""
+    return {p for p, i in procs.items() if i.get("role") == "rank"}
+
+
 def rank_from_args(cmdline: str | None) -> int | None:
     """The rank a launcher passed on the command line, if any."""
     m = RANK_ARG.search(cmdline or "") or LOCAL_RANK_ARG.search(cmdline or "")

@@ -31,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from iolens.analysis.ranks import rank_pids
 
 WAIT_OPS = ("recv", "connect", "read", "poll")
 _LOOPBACK = ("127.", "::1", "::ffff:127.")
@@ -113,7 +114,7 @@ def _build(ctx: Any) -> WaitGraph:
               for c in conns if c["pid"] is not None and c["local"]}
     connected = {(r["pid"], r["resource"]) for r in rows if r["op"] == "connect" and r["count"]}
     accepts = {r["pid"] for r in rows if r["op"] == "accept" and r["count"]}
-    ranks = {p for p, i in ctx.procs.items() if i.get("role") == "rank"}
+    ranks = rank_pids(ctx.procs)
     parent = {p: i.get("ppid") for p, i in ctx.procs.items()}
     waits: dict[tuple[int, str], float] = {}
     kinds: dict[tuple[int, str], str] = {}

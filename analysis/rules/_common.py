@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from iolens.analysis import waitgraph
 from iolens.analysis.metrics import hist_quantiles
 from iolens.analysis.queries import Reduced
 from iolens.collector.schema import LAT_BUCKETS
@@ -164,8 +165,6 @@ def blocked_io_rows(ctx: Ctx) -> pa.Table:
 
 def local_peer_mask(ctx: Ctx, r: pa.Table) -> pa.Array | None:
     """True for `resources` rows on a connection whose other end is on this host."""
-    from iolens.analysis import waitgraph
-
     local = waitgraph.build(ctx).local_pairs()
     if not local:
         return None
@@ -184,7 +183,15 @@ def local_peer_mask(ctx: Ctx, r: pa.Table) -> pa.Array | None:
 def blocked_io(ctx: Ctx) -> pa.Table:
     """Per-pid nanoseconds blocked in I/O, as the verdict counts it (analysis/verdict.py):
     files, devices and IP sockets (not accept, not unix sockets, not an inference server's
-    recv), plus page-fault I/O when the faults table is recorded."""
+    recv), plus page-fault I/O when the faults table is recorded. Computed once per set of
+    reductions: the verdict, the summary and several rules all ask."""
+    cache = ctx.reduced._cache
+    if "_blocked_io" not in cache:
+        cache["_blocked_io"] = _blocked_io(ctx)
+    return cache["_blocked_io"]
+
+
+def _blocked_io(ctx: Ctx) -> pa.Table:
     r = blocked_io_rows(ctx)
     if r.num_rows == 0:
         return pa.table({"pid": pa.array([], pa.int32()), "lat_sum_ns": pa.array([], pa.int64())})

@@ -17,9 +17,11 @@ new list).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from dataclasses import replace
 
 from iolens.analysis import waitgraph
+from iolens.analysis.ranks import rank_pids
 from iolens.analysis.rules import Finding
 from iolens.analysis.rules._common import Ctx, blocked_io, rnd
 
@@ -28,15 +30,22 @@ IO_CATEGORIES = ("small-io", "metadata-heavy", "sync-stall", "random-access", "s
                  "cache-miss", "mmap-fault-io")
 
 
-def _io_by_pid(ctx: Ctx) -> dict[int, float]:
-    return {r["pid"]: r["lat_sum_ns"] / 1e9 for r in blocked_io(ctx).to_pylist()}
+def _followed_waits(ctx: Ctx) -> Iterator[tuple[waitgraph.Edge, int, waitgraph.Activity,
+                                                 list[int]]]:
+    """(edge, root pid, root's activity, chain) for each client's wait on a local process that
+    is long enough to follow (>= peer_wait_share of the waiter's wall time)."""
+    graph = waitgraph.build(ctx)
+    io = {r["pid"]: r["lat_sum_ns"] / 1e9 for r in blocked_io(ctx).to_pylist()}
+    for e in graph.client_edges():
+        if e.wait_s >= ctx.th["peer_wait_share"] * ctx.pid_wall(e.waiter):
+            yield (e, *waitgraph.root_of(ctx, graph, e.holder, io))
 
 
 def straggler(ctx: Ctx) -> list[Finding]:
     """The rank that computes while the others wait (needs the cpu table)."""
     th = ctx.th
     cpu = waitgraph.build(ctx).cpu
-    ranks = sorted(p for p, i in ctx.procs.items() if i.get("role") == "rank")
+    ranks = sorted(rank_pids(ctx.procs))
     if cpu is None or len(ranks) < 2:
         return []
     share = {p: cpu.get(p, 0.0) / ctx.pid_wall(p) for p in ranks}
@@ -66,13 +75,8 @@ def straggler(ctx: Ctx) -> list[Finding]:
 
 def peer_compute(ctx: Ctx) -> list[Finding]:
     """Clients that waited on a local process which spent that time computing."""
-    th, out = ctx.th, []
-    graph = waitgraph.build(ctx)
-    io = _io_by_pid(ctx)
-    for e in graph.client_edges():
-        if e.wait_s < th["peer_wait_share"] * ctx.pid_wall(e.waiter):
-            continue
-        root, act, chain = waitgraph.root_of(ctx, graph, e.holder, io)
+    out = []
+    for e, root, act, chain in _followed_waits(ctx):
         if act.main != "cpu":
             continue
         out.append(Finding(
@@ -91,14 +95,8 @@ def peer_compute(ctx: Ctx) -> list[Finding]:
 def credit_waits(ctx: Ctx, found: list[Finding]) -> list[Finding]:
     """Credit each client's wait on a local process to that process's own top I/O finding
     (followed through processes that themselves mostly wait)."""
-    th = ctx.th
-    graph = waitgraph.build(ctx)
-    io = _io_by_pid(ctx)
     out = list(found)
-    for e in graph.client_edges():
-        if e.wait_s < th["peer_wait_share"] * ctx.pid_wall(e.waiter):
-            continue
-        root, act, chain = waitgraph.root_of(ctx, graph, e.holder, io)
+    for e, root, _act, chain in _followed_waits(ctx):
         mine = [i for i, f in enumerate(out)
                 if f.culprit.get("pid") == root and f.category in IO_CATEGORIES]
         if not mine:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 from iolens.analysis import waitgraph
+from iolens.analysis.ranks import rank_pids
 from iolens.analysis.rules import Finding
 from iolens.analysis.rules._common import Ctx, field_in, rnd, sum_by, top_rows, total
 
@@ -34,7 +35,7 @@ def _peers(ctx: Ctx) -> pa.Table:
     # (rules/causal.py); peers of a collective are judged from their connections (network_link)
     graph = waitgraph.build(ctx)
     measured = ctx.reduced.get("tcp") is not None
-    ranks = {p for p, i in ctx.procs.items() if i.get("role") == "rank"} if measured else set()
+    ranks = rank_pids(ctx.procs) if measured else set()
     local = graph.local_pairs()
     drop = pa.array([(p, res) in local or p in ranks for p, res in
                      zip(r.column("pid").to_pylist(), r.column("resource").to_pylist(),
