@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 EPILOG = """examples:
   iolens analyze run1
@@ -46,18 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; exit code 0 on success."""
+    return one_line_errors(_run, args, _fail)
+
+
+def one_line_errors(body: Callable[[argparse.Namespace], int], args: argparse.Namespace,
+                    fail: Callable[[str, int], int]) -> int:
+    """`body(args)`, with Ctrl-C as exit 130 and any bug as one line and exit 3 (never a
+    traceback); `fail(message, code)` prints the command's own error line."""
     try:
-        return _run(args)
+        return body(args)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return fail("interrupted", 130)
     except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
         where = exc.__traceback__
         while where is not None and where.tb_next is not None:
             where = where.tb_next
         loc = f" ({where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{where.tb_lineno})" \
             if where is not None else ""
-        return _fail(f"internal error{loc}: {type(exc).__name__}: "
-                     f"{(str(exc).splitlines() or [''])[0]} (please report it)", 3)
+        return fail(f"internal error{loc}: {type(exc).__name__}: "
+                    f"{(str(exc).splitlines() or [''])[0]} (please report it)", 3)
 
 
 def _run(args: argparse.Namespace) -> int:

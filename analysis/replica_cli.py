@@ -42,13 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        return _fail(f"internal error: {type(exc).__name__}: "
-                     f"{(str(exc).splitlines() or [''])[0]} (please report it)", 3)
+    from iolens.analysis.cli import one_line_errors
+
+    return one_line_errors(_run, args, _fail)
 
 
 def check_target(text: str) -> str:
