@@ -166,8 +166,9 @@ class Program:
 def _detach_tracepoints(bpf: "BPF") -> None:
     """Detach every tracepoint from several threads at once. The kernel waits for an RCU grace
     period after each perf tracepoint event it releases (perf_trace_event_unreg), under a
-    lock, so one by one took 8 s for the syscall probe's 113 programs; threads overlap the
-    rest of the work (3.7 s measured). What fails here is left to cleanup(), which retries."""
+    lock, so one by one took 8.2 s for the syscall probe's 113 tracepoints; threads overlap
+    the rest of the work: 3.9 s (`benchmarks/detach_cost.py --rounds 2`, 2 vCPUs). What fails
+    here is left to cleanup(), which retries."""
     from concurrent.futures import ThreadPoolExecutor
 
     tps = list(getattr(bpf, "tracepoint_fds", {}) or {})
