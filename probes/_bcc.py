@@ -163,7 +163,7 @@ class Program:
             self.bpf = None
 
 
-def _detach_tracepoints(bpf: "BPF") -> None:
+def _detach_tracepoints(bpf: BPF) -> None:
     """Detach every tracepoint from several threads at once. The kernel waits for an RCU grace
     period after each perf tracepoint event it releases (perf_trace_event_unreg), under a
     lock, so one by one took 8.2 s for the syscall probe's 113 tracepoints; threads overlap
