@@ -12,7 +12,7 @@ Expected: network-latency naming rank 1 (its address or its process).
 from __future__ import annotations
 
 from common import main, write_truth
-from netmesh import Mesh, participant, run_ranks
+from netmesh import Mesh, culprit_and_others, run_ranks
 
 SLOW, DELAY_MS = 1, 15.0
 
@@ -22,8 +22,7 @@ def run() -> None:
     ranks = got["ranks"]
     write_truth("latency_link", {
         "injected": f"userspace delay line: +{DELAY_MS:.0f} ms each way on rank {SLOW}'s link",
-        "culprit": participant(ranks, SLOW),
-        "others": [participant(ranks, i) for i in range(3) if i != SLOW], **got})
+        **culprit_and_others(ranks, SLOW), **got})
 
 
 if __name__ == "__main__":

@@ -287,6 +287,12 @@ def participant(ranks: list[dict], i: int) -> dict:
     return {"pid": r["pid"], "ip": r["ip"], "rank": r["rank"]}
 
 
+def culprit_and_others(ranks: list[dict], slow: int) -> dict:
+    """The truth file's `culprit` (rank `slow`) and `others` (every other rank) entries."""
+    return {"culprit": participant(ranks, slow),
+            "others": [participant(ranks, i) for i in range(len(ranks)) if i != slow]}
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--relay":
         relay(sys.argv[2], sys.argv[3], float(sys.argv[4]))

@@ -10,7 +10,7 @@ network-bandwidth naming rank 2 (its address or its process), not another peer.
 from __future__ import annotations
 
 from common import main, write_truth
-from netmesh import Mesh, participant, run_ranks
+from netmesh import Mesh, culprit_and_others, run_ranks
 
 SLOW, RATE = 2, "40mbit"
 
@@ -20,8 +20,7 @@ def run() -> None:
     ranks = got["ranks"]
     write_truth("ratelimited_peer", {
         "injected": f"tbf {RATE} on both ends of rank {SLOW}'s link",
-        "culprit": participant(ranks, SLOW),
-        "others": [participant(ranks, i) for i in range(3) if i != SLOW], **got})
+        **culprit_and_others(ranks, SLOW), **got})
 
 
 if __name__ == "__main__":

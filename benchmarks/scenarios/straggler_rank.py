@@ -11,7 +11,7 @@ process, and no high network finding (the links are fine).
 from __future__ import annotations
 
 from common import main, write_truth
-from netmesh import Mesh, participant, run_ranks
+from netmesh import Mesh, culprit_and_others, run_ranks
 
 SLOW = 1
 COMPUTE_MS = [30.0, 150.0, 30.0]
@@ -24,8 +24,7 @@ def run() -> None:
     write_truth("straggler_rank", {
         "injected": f"rank {SLOW} computes {COMPUTE_MS[SLOW]:.0f} ms per step, the others "
                     f"{COMPUTE_MS[0]:.0f} ms; links untouched",
-        "culprit": participant(ranks, SLOW),
-        "others": [participant(ranks, i) for i in range(3) if i != SLOW],
+        **culprit_and_others(ranks, SLOW),
         "checks": {"straggler_waits_least": waits[SLOW] == min(waits),
                    "straggler_most_cpu": max(ranks, key=lambda r: r["cpu_s"])["rank"] == SLOW},
         **got})
