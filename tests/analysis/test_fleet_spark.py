@@ -14,30 +14,17 @@ failure) and optional elsewhere (skipped).
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from dataclasses import asdict
 
 import pytest
 from iolens.analysis.analyze import analyze_path
 
 from tests.analysis import fleet
+from tests.analysis.spark import need_spark
 
 ROWS = 1_200_000
 HOSTS = 4
 STRAGGLER = 2
-
-
-def _need_spark() -> None:
-    why = None
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        why = "pyspark not installed (pip install 'iolens[spark]')"
-    if why is None and not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
-        why = "no Java (java on PATH or JAVA_HOME) for Spark"
-    if why:
-        pytest.skip(why)  # a failure under the CI switch (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +83,7 @@ def test_duckdb_finds_the_straggler(tree, duck):
 
 
 def test_spark_gives_identical_findings(tree, duck):
-    _need_spark()
+    need_spark()
     spark = analyze_path(tree.root, plots=False, engine="spark", master="local[2]")
     d, s = duck.to_json(), spark.to_json()
     assert [(f["code"], f["category"], f["severity"], f["culprit"]) for f in s["findings"]] == \

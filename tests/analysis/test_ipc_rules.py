@@ -119,9 +119,9 @@ def _capture(tmp_path):
 def test_spark_gives_the_same_ipc_findings(tmp_path):
     """The ipc, forks, shm_first and fds reductions through Spark SQL: same findings, same
     loader figures as DuckDB on the same capture files."""
-    from tests.analysis.test_fleet_spark import _need_spark
+    from tests.analysis.spark import need_spark
 
-    _need_spark()
+    need_spark()
     from iolens.analysis.engine_spark import SparkEngine
     from iolens.analysis.rules import evaluate
     from iolens.analysis.thresholds import merge

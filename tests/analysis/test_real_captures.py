@@ -82,9 +82,9 @@ ISSUE15 = ("loopback_server_bound", "straggler_rank")
 def test_spark_gives_the_same_findings_on_real_captures():
     # both engines run the same reductions: the wait-for graph, CPU time and tcp connections
     # must give the same findings (the Spark session is the fleet test's, when it ran first)
-    from tests.analysis.test_fleet_spark import _need_spark
+    from tests.analysis.spark import need_spark
 
-    _need_spark()
+    need_spark()
     for name in ISSUE15:
         d = analyze_path(DATA / name, plots=False)
         s = analyze_path(DATA / name, plots=False, engine="spark", master="local[2]")
