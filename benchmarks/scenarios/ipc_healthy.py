@@ -6,15 +6,14 @@ Expected: nothing high, no ipc-overhead, no worker-startup.
 from __future__ import annotations
 
 from common import main, write_truth
-from loader_ipc import run_loader
+from loader_ipc import loader_truth, run_loader
 
 
 def run() -> None:
     got = run_loader(packed=True, compute_ms=40.0)
-    write_truth("ipc_healthy", {
-        "injected": "none: 8 tensors per batch, 40 ms of compute per batch",
-        "culprit": None, "others": [{"pid": got["trainer_pid"], "role": "trainer"}] +
-        [{"pid": p, "role": "dataloader"} for p in got["worker_pids"]], **got})
+    write_truth("ipc_healthy", loader_truth(
+        got, "none: 8 tensors per batch, 40 ms of compute per batch",
+        trainer_is_culprit=False))
 
 
 if __name__ == "__main__":

@@ -8,15 +8,14 @@ estimate is compared with).
 from __future__ import annotations
 
 from common import main, write_truth
-from loader_ipc import run_loader
+from loader_ipc import loader_truth, run_loader
 
 
 def run() -> None:
     got = run_loader(packed=True)
-    write_truth("ipc_packed", {
-        "injected": "none: 8 tensors per batch (7 packed fields + lengths)",
-        "culprit": None, "others": [{"pid": got["trainer_pid"], "role": "trainer"}] +
-        [{"pid": p, "role": "dataloader"} for p in got["worker_pids"]], **got})
+    write_truth("ipc_packed", loader_truth(
+        got, "none: 8 tensors per batch (7 packed fields + lengths)",
+        trainer_is_culprit=False))
 
 
 if __name__ == "__main__":

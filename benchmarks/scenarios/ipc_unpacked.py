@@ -10,15 +10,14 @@ own objects per batch, batches/s, time in next(it). Expected: ipc-overhead on th
 from __future__ import annotations
 
 from common import main, write_truth
-from loader_ipc import run_loader
+from loader_ipc import loader_truth, run_loader
 
 
 def run() -> None:
     got = run_loader(packed=False)
-    write_truth("ipc_unpacked", {
-        "injected": "112 tensors (7 fields x 16 samples) per batch, each its own shm segment",
-        "culprit": {"pid": got["trainer_pid"]},
-        "others": [{"pid": p, "role": "dataloader"} for p in got["worker_pids"]], **got})
+    write_truth("ipc_unpacked", loader_truth(
+        got, "112 tensors (7 fields x 16 samples) per batch, each its own shm segment",
+        trainer_is_culprit=True))
 
 
 if __name__ == "__main__":

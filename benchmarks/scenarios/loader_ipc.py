@@ -168,3 +168,14 @@ def startup_loader(lazy: bool, n: int, workers: int, seconds: float,
             "paths": n, "lazy": lazy, "dataset_pickle_bytes": shipped,
             "build_s": round(build_s, 3), "first_batch_s": round(first_batch_s, 3),
             "batches": nb}
+
+
+def loader_truth(got: dict, injected: str, trainer_is_culprit: bool) -> dict:
+    """The truth file of a loader scenario: what was injected, the culprit (the trainer, or
+    None for a healthy control), the other processes with their roles, and `got`."""
+    workers = [{"pid": p, "role": "dataloader"} for p in got["worker_pids"]]
+    if trainer_is_culprit:
+        return {"injected": injected, "culprit": {"pid": got["trainer_pid"]},
+                "others": workers, **got}
+    return {"injected": injected, "culprit": None,
+            "others": [{"pid": got["trainer_pid"], "role": "trainer"}] + workers, **got}

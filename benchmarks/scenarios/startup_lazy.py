@@ -6,15 +6,14 @@ Expected: no worker-startup finding beyond info (nothing high).
 from __future__ import annotations
 
 from common import DURATION, main, write_truth
-from loader_ipc import startup_loader
+from loader_ipc import loader_truth, startup_loader
 
 
 def run() -> None:
     got = startup_loader(lazy=True, n=1_200_000, workers=4, seconds=DURATION)
-    write_truth("startup_lazy", {
-        "injected": "none: lazy dataset (root + count), 4 spawned workers",
-        "culprit": None, "others": [{"pid": got["trainer_pid"], "role": "trainer"}] +
-        [{"pid": p, "role": "dataloader"} for p in got["worker_pids"]], **got})
+    write_truth("startup_lazy", loader_truth(
+        got, "none: lazy dataset (root + count), 4 spawned workers",
+        trainer_is_culprit=False))
 
 
 if __name__ == "__main__":

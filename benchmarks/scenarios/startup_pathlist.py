@@ -7,15 +7,14 @@ trainer, with the bytes shipped to each worker.
 from __future__ import annotations
 
 from common import DURATION, main, write_truth
-from loader_ipc import startup_loader
+from loader_ipc import loader_truth, startup_loader
 
 
 def run() -> None:
     got = startup_loader(lazy=False, n=1_200_000, workers=4, seconds=DURATION)
-    write_truth("startup_pathlist", {
-        "injected": "1.2M-path list in the dataset object, pickled into 4 spawned workers",
-        "culprit": {"pid": got["trainer_pid"]},
-        "others": [{"pid": p, "role": "dataloader"} for p in got["worker_pids"]], **got})
+    write_truth("startup_pathlist", loader_truth(
+        got, "1.2M-path list in the dataset object, pickled into 4 spawned workers",
+        trainer_is_culprit=True))
 
 
 if __name__ == "__main__":
