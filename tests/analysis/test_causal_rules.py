@@ -5,6 +5,7 @@ recognised by behaviour; and no high finding on the healthy versions of each."""
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 from iolens.analysis.rules import run_rules
 
@@ -183,7 +184,6 @@ def test_ranks_recognised_by_their_mesh_without_rank_in_the_environment():
     # all three dial the store at 10.9.0.1:29500 too
     extra = synth._ivs([F.io_row(pid=950 + r, op="connect", resource="tcp:10.9.0.1:29500",
                                  count=1, nbytes=0) for r in range(3)])
-    import pyarrow as pa
     tables["io"] = pa.concat_tables([tables["io"], F.io_table(extra)])
     top = run_rules(tables)[0]
     assert (top.code, top.culprit["pid"], top.culprit["role"]) == ("WL-STRAGGLER", 951, "rank")
