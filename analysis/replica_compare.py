@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from iolens.analysis.metrics import hist_matrix, hist_quantiles
 from iolens.analysis.replica_derive import ALL_CLASSES, file_io, job_model
-from iolens.collector.schema import LAT_BUCKETS
+from iolens.collector.schema import LAT_BUCKETS, SIZE_BUCKETS
 
 #: metric -> (kind, tolerance): "ratio" metrics pass within 1 +- tol, "points" within +-tol
 METRICS: dict[str, tuple[str, float]] = {
@@ -75,8 +75,7 @@ def class_metrics(tables: Mapping[str, pa.Table],
             continue
         size = np.asarray(job.read.size_hist, np.int64) + np.asarray(job.write.size_hist, np.int64)
         data = rows.filter(pc.is_in(rows.column("op"), pa.array(["read", "write"])))
-        lat = hist_matrix(data.column("lat_hist"), LAT_BUCKETS).sum(axis=0) if data.num_rows \
-            else np.zeros(LAT_BUCKETS, np.int64)
+        lat = data_latency(data)
         p50 = float(hist_quantiles(lat[None, :], 0.5)[0]) if lat.sum() else float("nan")
         out[cls] = {
             "bytes": job.data_bytes, "data_ops": job.data_ops,
@@ -90,6 +89,25 @@ def class_metrics(tables: Mapping[str, pa.Table],
             + job.write.tiny_ops,
         }
     return out
+
+
+def data_latency(data: pa.Table) -> np.ndarray:
+    """Merged log2 latency histogram of the ops of `data` (read/write rows) that moved more
+    than 1 byte. A row's lat_hist also counts its ops of 0 or 1 byte (size_hist bucket 0,
+    mostly reads at end of file), which no replay tool issues; they return without copying
+    anything, so each row's that many ops are taken from its fastest latency buckets."""
+    if data.num_rows == 0:
+        return np.zeros(LAT_BUCKETS, np.int64)
+    lat = hist_matrix(data.column("lat_hist"), LAT_BUCKETS)
+    sizes = hist_matrix(data.column("size_hist"), SIZE_BUCKETS)
+    count = np.asarray(data.column("count"), dtype=np.int64)
+    # ops of 0 or 1 byte per row; a row without a size histogram counts as tiny (_op_stats)
+    size = sizes[:, 0] + np.maximum(0, count - sizes.sum(axis=1))
+    cum = np.cumsum(lat, axis=1)
+    # what is left in each bucket once the first `size` ops (fastest first) are removed
+    left = np.clip(cum - size[:, None], 0, None)
+    kept = np.diff(left, axis=1, prepend=0)
+    return kept.sum(axis=0)
 
 
 def _score(metric: str, a: Any, b: Any) -> tuple[float | None, bool | None]:

@@ -11,8 +11,10 @@ process role) and returns a `WorkloadModel` with one `JobModel` per group:
   bucket scaled so that ops x size gives the bytes moved;
 - mix: read/write ops, the share of positional ops at a new offset (``random_ops``: the
   capture's own definition of a random op);
-- concurrency: processes (threads with --per-thread captures) doing the group's data ops;
-  every traced op is a blocking syscall, so each of them has one request in flight;
+- concurrency: processes (threads with --per-thread captures) doing the group's data ops,
+  time-averaged over their lifetimes (``procs.start_time``/``exit_time``) so that workers
+  re-created each epoch count once; every traced op is a blocking syscall, so each of them
+  has one request in flight;
 - metadata: opens, stats, closes; durability: fsyncs per write and per open; mmaps and
   the bytes page faults brought in when the ``faults`` table has them;
 - pacing: the group's active span and the time it spent blocked in its syscalls, per
@@ -305,28 +307,65 @@ def _count(t: pa.Table, op: str) -> int:
 
 
 def _span(t: pa.Table) -> tuple[float, int, float, float]:
-    """(active span s, active intervals, peak and mean bytes/s) of a group's rows."""
+    """(active span s, active intervals, peak and mean bytes/s) of a group's rows.
+
+    The span runs from the first active interval's start to the last one's end, less the
+    part of those two intervals the group was idle in, estimated from their op counts
+    against the median of the intervals between (at least three active intervals): a
+    group active for 8.2 s may touch 10 intervals, and whole edge intervals would count
+    up to 2 s too many in its rates and think time."""
     if t.num_rows == 0:
         return 0.0, 0, 0.0, 0.0
-    per = t.group_by("ts").aggregate([("bytes", "sum"), ("interval_s", "max")])
+    per = t.group_by("ts").aggregate([("bytes", "sum"), ("interval_s", "max"),
+                                      ("count", "sum")]).sort_by("ts")
     ts = np.asarray(pc.cast(per.column("ts"), pa.int64()), dtype=np.int64)
     iv = np.asarray(per.column("interval_s_max"), dtype=np.float64)
     b = np.asarray(per.column("bytes_sum"), dtype=np.float64)
+    n = np.asarray(per.column("count_sum"), dtype=np.float64)
     span = float((ts + iv * 1e9).max() - ts.min()) / 1e9
+    if len(ts) >= 3 and (typical := float(np.median(n[1:-1]))) > 0:
+        idle = [(1 - min(1.0, n[i] / typical)) * iv[i] for i in (0, -1)]
+        span = float(max(span - sum(idle), float(iv[1:-1].sum())))
     rate = b / np.maximum(iv, 1e-9)
     return span, len(ts), float(rate.max()), float(b.sum() / span) if span > 0 else 0.0
 
 
-def _concurrency(t: pa.Table) -> int:
-    """Processes (threads, in --per-thread captures) doing the group's data ops in one
-    interval, the median over its active intervals: DataLoader workers re-created each
-    epoch overlap in one interval now and then but are not concurrent."""
+def _concurrency(t: pa.Table, life: Mapping[int, tuple[int | None, int | None]] | None = None
+                 ) -> int:
+    """Concurrent processes (threads, in --per-thread captures) doing the group's data ops.
+
+    With the processes' lifetimes (`life`: pid -> (start, exit) ns from the procs table)
+    it is the time-averaged number alive over the group's active span: DataLoader workers
+    re-created each epoch follow one another, so one worker at a time counts 1 however many
+    of them one interval saw. Without them (or per thread) it is the median number active
+    per interval."""
     data = t.filter(pc.is_in(t.column("op"), pa.array(list(DATA_OPS))))
     src = data if data.num_rows else t
-    who = ["pid"] if src.column("tid").null_count == src.num_rows else ["pid", "tid"]
+    per_thread = src.column("tid").null_count != src.num_rows
+    pids = set(src.column("pid").to_pylist())
+    if life and not per_thread and pids <= set(life):
+        ts = np.asarray(pc.cast(src.column("ts"), pa.int64()), dtype=np.int64)
+        iv = np.asarray(src.column("interval_s"), dtype=np.float64)
+        lo, hi = int(ts.min()), int((ts + iv * 1e9).max())  # ts: interval start
+        alive = sum(max(0, min(e or hi, hi) - max(b or lo, lo)) for b, e in
+                    (life[p] for p in pids))
+        if hi > lo:
+            return max(1, int(round(alive / (hi - lo))))
+    who = ["pid", "tid"] if per_thread else ["pid"]
     per = src.select(["ts", *who]).group_by(["ts", *who]).aggregate([])
     n = per.group_by("ts").aggregate([("ts", "count")]).column("ts_count")
     return max(1, int(round(float(np.median(np.asarray(n))))))
+
+
+def lifetimes(procs: pa.Table | None) -> dict[int, tuple[int | None, int | None]]:
+    """pid -> (start, exit) wall-clock ns from the procs table (None where not seen)."""
+    if procs is None or procs.num_rows == 0 or "start_time" not in procs.column_names:
+        return {}
+    t = procs.select(["pid", "start_time", "exit_time"])
+    t = t.group_by("pid").aggregate([("start_time", "min"), ("exit_time", "max")])
+    conv = [pc.cast(t.column(c), pa.int64()).to_pylist()
+            for c in ("start_time_min", "exit_time_max")]
+    return {p: (b, e) for p, b, e in zip(t.column("pid").to_pylist(), *conv, strict=True)}
 
 
 def _common_dir(paths: Sequence[str]) -> str:
@@ -340,13 +379,15 @@ def _common_dir(paths: Sequence[str]) -> str:
 
 
 def job_model(t: pa.Table, file_class: str, role: str, faults: tuple[int, int] = (0, 0),
-              cache: Mapping[str, tuple[int, int]] | None = None) -> JobModel:
+              cache: Mapping[str, tuple[int, int]] | None = None,
+              life: Mapping[int, tuple[int | None, int | None]] | None = None) -> JobModel:
     """The model of one group's io rows (all of one file class and role); `faults`:
-    (page faults that did I/O, their bytes) on the group's mapped files. A group that read
+    (page faults that did I/O, their bytes) on the group's mapped files; `life`: process
+    lifetimes (`lifetimes`) for the concurrency. A group that read
     its files through mmap more than with read() is modelled as reading the fault bytes in
     requests of the mean fault size (fio's mmap engine replays that)."""
     span, active, peak, mean = _span(t)
-    procs = _concurrency(t)
+    procs = _concurrency(t, life)
     res = [r for r in pc.unique(t.column("resource")).to_pylist() if r]
     files = len([r for r in res if not r.endswith("/")])
     busy = float(pc.sum(t.column("lat_sum_ns")).as_py() or 0) / 1e9 / procs
@@ -399,6 +440,7 @@ def derive(tables: Mapping[str, pa.Table], classes: Sequence[str] = DEFAULT_CLAS
     fio = fio.append_column("_role", pa.array(role_col, pa.string()))
     faults = _fault_bytes(tables.get("faults"))
     cache = _cache(tables.get("pagecache"))
+    life = lifetimes(tables.get("procs"))
     jobs, left = [], {}
     groups = fio.select(["file_class", "_role", "count"]).group_by(
         ["file_class", "_role"]).aggregate([("count", "sum")]).sort_by(
@@ -412,7 +454,7 @@ def derive(tables: Mapping[str, pa.Table], classes: Sequence[str] = DEFAULT_CLAS
         t = fio.filter(sel)
         mine = [faults[r] for r in set(t.column("resource").to_pylist()) if r in faults]
         job = job_model(t, cls, role, (sum(f[0] for f in mine), sum(f[1] for f in mine)),
-                        cache)
+                        cache, life)
         if job.data_ops == 0 and job.opens == 0:  # stats of inherited fds (stdout...) only
             left[cls] = left.get(cls, 0) + n
             continue

@@ -34,7 +34,10 @@ of small writes per file; and with ``fsync_on_close`` over several files or loop
 and fsyncs each file once more between them. The iolog is synthesised from
 the model (the exact number of requests of each size per open, in a seeded shuffled
 order; sequential offsets, or random ones in the random share; fsync as in the original),
-never copied from the capture. Readers always use bssplit (their files must exist first).
+never copied from the capture. Readers use bssplit, except readers that open a large file
+again for each slice they read (`reads_slices`: a DataLoader reading a sample of a shard per
+open): an iolog over files of the original's number and size, laid out by a section of
+their own (``create_only``) that the iolog sections wait for.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from iolens.analysis.replica_derive import JobModel, OpStats, WorkloadModel
 
 #: writers are replayed from a synthesised iolog unless it would hold more requests than this
 IOLOG_MAX_OPS = 500_000
+
 
 #: file name extension per class: the collector classifies the replica's files alike
 EXT = {"dataset": "rec", "checkpoint": "pt", "weights": "safetensors", "log": "log",
@@ -111,8 +115,16 @@ def _exact_counts(op: OpStats, total: int) -> list[tuple[int, int]]:
 
 def iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
     """The iolog (v2) of process `proc` of a write job: per open of the original, open one
-    of its share of the original's files (re-written in turn), the writes (sizes in exact
-    proportion, seeded shuffle), fsyncs at the original cadence, close."""
+    of its share of the original's files (in turn), the writes (sizes in exact proportion,
+    seeded shuffle), fsyncs at the original cadence, close.
+
+    A file opened again is written over in place: the original may have re-written it anew
+    (a checkpoint saved with O_TRUNC), but an iolog cannot truncate, and the alternatives
+    measured further from it (docs/design.md §4.13): appending past the earlier writes, or
+    a new file per open, allocates new blocks (8-32 ms per 1 MiB write here, against the
+    original's 0.5-1 ms), and a section per open that deletes its file costs fio's job
+    start-up (about 0.2 s) per open. Written in place over cached pages, small writes are
+    faster than the original's (1-2 µs against 4-8 µs): said in the job file."""
     opens = max(1, round(job.passes / job.procs))
     nfiles = max(1, min(opens, round(job.files / job.procs)))
     per_open = max(1, round(job.write.ops / (opens * job.procs)))
@@ -121,17 +133,17 @@ def iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
     ext = EXT.get(job.file_class, "dat")
     every = 0 if job.fsync_per_open or not job.fsyncs else max(1, round(job.writes_per_fsync))
     rnd = job.random_share
+    extent = sum(sizes)
     out = ["fio version 2 iolog"]
     done = 0
     for k in range(opens):
-        i = k % nfiles  # the original's files re-written in turn, as often as it did
+        i = k % nfiles  # the original's files in turn, as often as it opened them
         path = f"{target}/{job.name}.{proc}.{i}.{ext}"  # iologs create no folders
         if k < nfiles:
             out.append(f"{path} add")
         out.append(f"{path} open")
         order = sizes[:]
         rng.shuffle(order)
-        extent = sum(order)
         off = 0
         for sz in order:
             if rnd and rng.random() < rnd:
@@ -147,6 +159,72 @@ def iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
             out.append(f"{path} sync 0 0")
         out.append(f"{path} close")
     return "\n".join(out) + "\n"
+
+
+def reads_slices(job: JobModel, max_bytes: int = 8 << 30) -> bool:
+    """Does this reader open its files again for each slice it reads (a DataLoader reading
+    one sample of a large shard per open)? Then it is replayed from an iolog over files of
+    the original's number and size, an open per slice: fio's bssplit jobs read a file
+    through once opened, and one small file per open would spread the reads over far more
+    page-cache memory than the original touched. Only for groups that found their data
+    cached (a cold start would need the first pass dropped, and fio drops at every open)."""
+    return (job.read.ops > 0 and job.write.ops == 0 and not job.mmap_reads
+            and not job.random_over_file and job.file_size > 0 and job.passes > job.files
+            and 2 * job.read.bytes <= job.file_size * job.passes
+            and job.read.ops <= IOLOG_MAX_OPS
+            and job.files * job.file_size <= max_bytes and starts_cached(job, max_bytes))
+
+
+def slice_files(job: JobModel) -> int:
+    """Files of the original's size each process of a slice reader reads."""
+    return max(1, round(job.files / job.procs))
+
+
+def reader_iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
+    """The iolog (v2) of process `proc` of a slice reader (`reads_slices`): per open of the
+    original, open one of the process's files and read the next slice of it (one open's
+    worth of requests, sizes in exact proportion, seeded shuffle; at random offsets in the
+    random share), close; the files in turn, each read through slice by slice."""
+    opens = max(1, round(job.passes / job.procs))
+    nfiles = slice_files(job)
+    per_open = max(1, round(job.read.ops / (opens * job.procs)))
+    sizes = [s for s, c in _exact_counts(job.read, per_open) for _ in range(c)]
+    rng = random.Random(seed * 1000 + proc)
+    extent = sum(sizes)
+    slices = max(1, job.file_size // max(1, extent))
+    ext = EXT.get(job.file_class, "dat")
+    out = ["fio version 2 iolog"]
+    added: set[str] = set()
+    for k in range(opens):
+        i, sl = (k // slices) % nfiles, k % slices
+        path = f"{target}/{job.name}/{job.name}.{proc * nfiles + i}.{ext}"
+        if path not in added:
+            out.append(f"{path} add")
+            added.add(path)
+        out.append(f"{path} open")
+        order = sizes[:]
+        rng.shuffle(order)
+        off = sl * extent
+        for sz in order:
+            if job.random_share and rng.random() < job.random_share:
+                pos = rng.randrange(0, max(1, job.file_size - sz + 1)) // 4096 * 4096
+            else:
+                pos = off
+            out.append(f"{path} read {pos} {sz}")
+            off = pos + sz
+        out.append(f"{path} close")
+    return "\n".join(out) + "\n"
+
+
+def slice_layout_section(job: JobModel, target: str) -> list[str]:
+    """A section that only lays out a slice reader's files (fio ``create_only``), which its
+    per-process iolog sections wait for."""
+    ext = EXT.get(job.file_class, "dat")
+    return [f"[{job.name}-layout]", f"directory={target}",
+            f"filename_format={job.name}/{job.name}.$filenum.{ext}",
+            f"nrfiles={slice_files(job) * job.procs}", f"filesize={job.file_size}",
+            "rw=read", "create_only=1",
+            "; lays out the files only: the reads are the iolog sections below"]
 
 
 def _rw(job: JobModel) -> tuple[str, list[str]]:
@@ -191,8 +269,18 @@ def job_section(job: JobModel, index: int, target: str, max_bytes: int = 8 << 30
     if iolog_path is not None:
         proc = index
         lines += [f"[{name}-p{proc}]", f"read_iolog={iolog_path}",
-                  f"ioengine={'psync' if job.random_share > 0 else 'sync'}", "iodepth=1",
-                  "; the iolog holds the opens, writes (sizes, offsets), fsyncs and closes"]
+                  f"ioengine={'psync' if job.random_share > 0 else 'sync'}", "iodepth=1"]
+        if job.write.ops:
+            # fio's default invalidate=1 drops the file's pages at every open, so each
+            # partial-page write of a re-written file would read its page back first
+            lines += ["invalidate=0",
+                      "; the iolog holds the opens, writes (sizes, offsets), fsyncs and closes;",
+                      "; a file opened again is written over in place (an iolog cannot "
+                      "truncate): small writes to its cached pages are faster than to new ones"]
+        else:
+            lines += [f"wait_for={name}-layout", "invalidate=0",
+                      f"; the iolog holds the opens, the reads of one slice each and the "
+                      f"closes, over {slice_files(job)} file(s) of {job.file_size} B"]
         if job.think_s > 0:
             lines += [f"thinktime={max(1, round(job.think_s * 1e6))}",
                       f"thinktime_blocks={max(1, round(job.ops_per_open))}"]
@@ -266,11 +354,18 @@ def render_fio(model: WorkloadModel, target: str, source: str = "",
     logs: dict[str, str] = {}
     warm: list[str] = []
     for job in model.jobs:
-        if uses_iolog(job):
+        if uses_iolog(job) or reads_slices(job, max_bytes):
+            reader = job.write.ops == 0
             for p in range(job.procs):
                 path = f"{log_prefix}.{job.name}-p{p}.iolog"
-                logs[path] = iolog(job, target, p)
-                body += job_section(job, p, target, max_bytes, iolog_path=path) + [""]
+                logs[path] = reader_iolog(job, target, p) if reader else iolog(job, target, p)
+                section = job_section(job, p, target, max_bytes, iolog_path=path)
+                if reader and p == 0:  # the layout goes after the group's comments
+                    at = next(i for i, ln in enumerate(section) if ln.startswith("["))
+                    section[at:at] = slice_layout_section(job, target) + [""]
+                body += section + [""]
+            if reader:
+                warm.append(job.name)
         else:
             body += job_section(job, 0, target, max_bytes) + [""]
             if starts_cached(job, max_bytes):

@@ -60,7 +60,7 @@ def steps(quick: bool, res: Path) -> list[tuple[str, list[str], int]]:
                        "--json", str(res / "scenarios.json")]
          + (["tiny_files", "healthy_shards"] if q else []), 1800),
         ("replica", ["benchmarks/replica.py", "--rounds", "1" if q else "2", "--seconds",
-                     "5" if q else "8"], 2400),
+                     "5" if q else "8", "--rerun"], 2400),
         ("writer_speed", ["benchmarks/writer_speed.py", "--repeats", "1" if q else "3"], 600),
         ("analyze_speed", ["benchmarks/analyze_speed.py", "--rows",
                            "1000000" if q else "20000000", "--keep",

@@ -2,7 +2,7 @@
 """Fidelity of `iolens replay-config`: record a workload, generate its fio replica, record
 fio running it, and compare the two captures per file class.
 
-    sudo .venv/bin/python benchmarks/replica.py --rounds 2 --seconds 8
+    sudo .venv/bin/python benchmarks/replica.py --rounds 2 --seconds 8 --rerun
     sudo .venv/bin/python benchmarks/replica.py --workloads checkpoint_fsync --rounds 1
 
 Workloads: four labeled scenarios of benchmarks/scenarios (tiny_files: small-file loader,
@@ -16,7 +16,10 @@ out with `fio --create_only=1` and the folders the job file marks `cached at sta
 captures reduced by `replica_compare.class_metrics`. Prints, per workload and metric, the
 original, the replica and the ratio (or difference in points) side by side, the top
 finding category of `iolens analyze` on both, and whether the original's top category is
-among the replica's findings at all. Results: $IOLENS_BENCH_RESULTS/replica.json.
+among the replica's findings at all. With `--rerun` (as `make evaluate` runs it) each
+workload is recorded a second time after its replica and that rerun scored against the
+first recording like the replica is: how close the job comes to itself, run after run, on
+this machine (the floor under any tolerance). Results: $IOLENS_BENCH_RESULTS/replica.json.
 """
 
 from __future__ import annotations
@@ -57,8 +60,9 @@ def iolens() -> str:
     return str(exe) if exe.exists() else (shutil.which("iolens") or "iolens")
 
 
-def one(name: str, work: Path, seconds: float) -> dict:
-    """One round trip of one workload; returns its figures."""
+def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
+    """One round trip of one workload; returns its figures. With `rerun`, the workload is
+    recorded once more after the replica and compared with its first recording alike."""
     env = {**os.environ, "IOLENS_SCENARIO_SECONDS": str(seconds),
            "IOLENS_SCENARIO_TRUTH": str(work / f"{name}.truth.json")}
     script = str(SCEN / f"{name}.py")
@@ -85,10 +89,18 @@ def one(name: str, work: Path, seconds: float) -> dict:
     om = class_metrics(read_capture(orig).tables)
     rm = class_metrics(read_capture(rep).tables)
     rows = fidelity(om, rm)
+    again = []
+    if rerun:  # the same job once more: how close a run of the job itself comes
+        orig2 = work / f"{name}.orig2"
+        C.rmtree(orig2)
+        subprocess.run([iolens(), "record", "-q", "-o", str(orig2), "--", sys.executable,
+                        script], check=True, env=env, cwd=SCEN)
+        again = rows_json(fidelity(om, class_metrics(read_capture(orig2).tables)))
     top_o, found_r = top_category(str(orig)), findings(str(rep))
     top_r = found_r[0] if found_r else ("none", None)
     out = {"workload": name, "orig_s": round(t1 - t0, 1), "replica_s": round(t3 - t2, 1),
-           "rows": rows_json(rows), "top_original": top_o, "top_replica": top_r,
+           "rows": rows_json(rows), "rerun_rows": again,
+           "top_original": top_o, "top_replica": top_r,
            "top_match": top_o[0] == top_r[0],
            "top_in_replica": top_o[0] == "none" and not found_r
            or top_o[0] in {c for c, _ in found_r},
@@ -125,7 +137,15 @@ def summarise(runs: list[dict]) -> dict:
                    if x["file_class"] == cls and x["metric"] == metric]
             scores = [x["score"] for x in got if x["score"] is not None]
             oks = [x["ok"] for x in got if x["ok"] is not None]
-            per[metric] = {"original": [x["original"] for x in got],
+            again = [x for r in mine for x in r.get("rerun_rows", [])
+                     if x["file_class"] == cls and x["metric"] == metric]
+            ascores = [x["score"] for x in again if x["score"] is not None]
+            per[metric] = {"rerun_score_median": statistics.median(ascores) if ascores
+                           else None,
+                           "rerun_ok_rounds": sum(bool(x["ok"]) for x in again
+                                                  if x["ok"] is not None),
+                           "rerun_rounds": sum(x["ok"] is not None for x in again),
+                           "original": [x["original"] for x in got],
                            "replica": [x["replica"] for x in got], "score": scores,
                            "score_median": statistics.median(scores) if scores else None,
                            "kind": METRICS[metric][0], "tolerance": METRICS[metric][1],
@@ -143,14 +163,17 @@ def print_table(summary: dict) -> None:
     for name, s in summary.items():
         print(f"\n{name} ({s['file_class']} files): top finding {s['top_original']} -> "
               f"replica {s['top_replica']}")
-        print(f"  {'metric':13} {'original':>22} {'replica':>22} {'score':>10}  within")
+        print(f"  {'metric':13} {'original':>22} {'replica':>22} {'score':>10}  within"
+              f"  {'rerun':>10}  within")
         for metric, m in s["metrics"].items():
             o = m["original"][-1] if m["original"] else None
             r = m["replica"][-1] if m["replica"] else None
-            sc = m["score_median"]
             unit = "" if m["kind"] == "ratio" else " pt"
-            print(f"  {metric:13} {str(o):>22} {str(r):>22} "
-                  f"{'-' if sc is None else f'{sc:.3f}{unit}':>10}  {m['ok_rounds']}/{m['rounds']}")
+            sc, ra = (("-" if v is None else f"{v:.3f}{unit}")
+                      for v in (m["score_median"], m.get("rerun_score_median")))
+            again = f"{m.get('rerun_ok_rounds', 0)}/{m.get('rerun_rounds', 0)}"
+            print(f"  {metric:13} {str(o):>22} {str(r):>22} {sc:>10}  "
+                  f"{m['ok_rounds']}/{m['rounds']:<4}  {ra:>10}  {again}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=8.0, help="run time of each workload")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--rerun", action="store_true",
+                    help="also record each workload a second time and score that rerun "
+                         "against the first recording: the closeness a run of the job "
+                         "itself reaches (the floor under every tolerance)")
     ap.add_argument("--work", default="/var/tmp/iolens-replica-bench",
                     help="captures, job files and replica data (replica data removed after "
                          "each round)")
@@ -175,10 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     for rnd in range(a.rounds):
         for name in names:
             print(f"round {rnd + 1}: {name}", flush=True)
-            runs.append({"round": rnd + 1, **one(name, work, a.seconds)})
+            runs.append({"round": rnd + 1, **one(name, work, a.seconds, a.rerun)})
     summary = summarise(runs)
     print_table(summary)
-    C.save("replica", {"rounds": a.rounds, "seconds": a.seconds, "runs": runs,
+    C.save("replica", {"rounds": a.rounds, "seconds": a.seconds, "rerun": a.rerun,
+                       "runs": runs,
                        "summary": summary})
     return 0
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from iolens.analysis import replica_cli
-from iolens.analysis.replica_compare import class_metrics, fidelity
+from iolens.analysis.replica_compare import class_metrics, data_latency, fidelity
 from iolens.analysis.replica_derive import DeriveError, derive, file_io
 from iolens.analysis.replica_dlio import DLIO_KEYS, DlioError, check_dlio, dlio_config, \
     parse_yaml, render_dlio
-from iolens.analysis.replica_fio import bssplit, iolog, render_fio, uses_iolog
+from iolens.analysis.replica_fio import bssplit, iolog, reader_iolog, reads_slices, \
+    render_fio, uses_iolog
 
 from tests import factories as F
 from tests.analysis.test_cli import write
@@ -237,9 +238,90 @@ def test_write_iolog_spreads_fsyncs_every_n_writes():
     assert acts.count("open") == 2 and acts.count("write") == 80 and acts.count("sync") == 4
 
 
+
+def test_workers_in_turn_count_once_by_their_lifetimes():
+    # workers 11, 12, 13 each live one third of 3 intervals, one after another, and all
+    # three read in interval 1 (11 ends and 12 starts in it): one at a time, by lifetimes;
+    # without lifetimes the median per interval says 2 (1, 3, 2 workers per interval)
+    third = 10**9
+    rows = [F.io_row(pid=p, op="read", resource=f"/d/x{p}.rec", count=10, nbytes=40960,
+                     ts=_iv(i), file_class="dataset")
+            for p, ivs in ((11, (0, 1)), (12, (1, 2)), (13, (1, 2))) for i in ivs]
+    procs = F.proc_table([{"pid": p, "ppid": 1, "comm": "pt_data_worker", "role": "dataloader",
+                           "start_time": F.T0 + k * third, "exit_time": F.T0 + (k + 1) * third}
+                          for k, p in enumerate((11, 12, 13))])
+    assert derive({"io": F.io_table(rows), "procs": procs}).jobs[0].procs == 1
+    assert derive({"io": F.io_table(rows)}).jobs[0].procs == 2
+
+
+def test_span_leaves_out_the_idle_part_of_the_first_and_last_intervals():
+    # 40 reads per interval in intervals 1..4, 10 in interval 0 and 30 in interval 5: the
+    # group was active a quarter of its first interval and three quarters of its last
+    rows = [F.io_row(pid=1, op="read", resource="/d/a.rec", count=c, nbytes=c * 4096,
+                     ts=_iv(i), file_class="dataset")
+            for i, c in enumerate((10, 40, 40, 40, 40, 30))]
+    assert derive({"io": F.io_table(rows)}).jobs[0].span_s == pytest.approx(6 - 0.75 - 0.25)
+
+def test_latency_of_data_ops_leaves_out_end_of_file_reads():
+    # one row: 4 reads of 2 KiB at 64 µs and 4 reads of 0 bytes at 300 ns (end of file):
+    # the histogram keeps the 4 data reads only, from the slowest buckets
+    row = F.io_row(pid=1, op="read", resource="/d/a.rec", count=8, nbytes=4 * 2048,
+                   file_class="dataset")
+    row["lat_hist"] = [0] * len(row["lat_hist"])
+    row["lat_hist"][8], row["lat_hist"][15] = 4, 4
+    row["size_hist"] = [0] * len(row["size_hist"])
+    row["size_hist"][0], row["size_hist"][11] = 4, 4
+    lat = data_latency(F.io_table([row]))
+    assert lat[15] == 4 and lat.sum() == 4
+    m = class_metrics({"io": F.io_table([row])})["dataset"]
+    assert m["lat_hist"][15] == 1.0 and 32 <= m["lat_p50_us"] < 65.6
+
+
+def slice_reader() -> dict[str, pa.Table]:
+    """pid 7 opens /data/shards/shard{0,1}.bin (32 MiB each, in the page cache: no pages
+    added) 64 times, reading one 1 MiB sample per open: 64 reads, 64 MiB."""
+    rows = []
+    for s in (0, 1):
+        path = f"/data/shards/shard{s}.bin"
+        rows += [F.io_row(pid=7, op="open", resource=path, count=32, nbytes=0,
+                          file_class="dataset"),
+                 F.io_row(pid=7, op="read", resource=path, count=32, nbytes=32 << 20,
+                          file_class="dataset")]
+    pc_t = pa.table({"ts": pa.array([F.T0] * 2, pa.int64()).cast(pa.timestamp("ns", "UTC")),
+                     "interval_s": [1.0] * 2, "host": [F.HOST] * 2,
+                     "pid": pa.array([7, 7], pa.int32()), "comm": ["python"] * 2,
+                     "resource": [f"/data/shards/shard{s}.bin" for s in (0, 1)],
+                     "pages_added": [0, 0], "page_bytes": [4096] * 2,
+                     "size_bytes": [32 << 20] * 2})
+    return {"io": F.io_table(rows), "pagecache": pc_t}
+
+
+def test_a_reader_of_slices_of_large_files_replays_an_open_per_slice():
+    model = derive(slice_reader())
+    job = model.jobs[0]
+    assert reads_slices(job) and job.file_size == 32 << 20
+    lines = reader_iolog(job, T, 0).splitlines()[1:]
+    files = {ln.split()[0] for ln in lines}
+    assert len(files) == 2  # the original's two files, not one per open
+    acts = [ln.split()[1] for ln in lines]
+    assert acts.count("open") == 64 and acts.count("read") == 64 and acts.count("add") == 2
+    reads = [(ln.split()[0], int(ln.split()[2])) for ln in lines if ln.split()[1] == "read"]
+    assert [o for f, o in reads[:3]] == [0, 1 << 20, 2 << 20]  # slice after slice
+    assert sorted(o for f, o in reads if f == reads[0][0]) == [k << 20 for k in range(32)]
+    text = render_fio(model, T, log_prefix="/tmp/j").text
+    assert "create_only=1" in text and f"filesize={32 << 20}" in text
+    assert "wait_for=dataset-python-layout" in text and "nrfiles=2" in text
+    # cold at start (every page missed): bssplit, whose invalidate= can start it cold
+    cold = slice_reader()
+    cold["pagecache"] = cold["pagecache"].set_column(
+        cold["pagecache"].schema.get_field_index("pages_added"), "pages_added",
+        pa.array([8192, 8192]))
+    assert not reads_slices(derive(cold).jobs[0])
+
 @pytest.mark.skipif(not shutil.which("fio"), reason="fio not installed (apt-get install fio)")
-def test_fio_parses_the_job_file(tmp_path):
-    model = derive(loader_and_checkpoint())
+@pytest.mark.parametrize("tables", [loader_and_checkpoint, slice_reader])
+def test_fio_parses_the_job_file(tmp_path, tables):
+    model = derive(tables())
     job = render_fio(model, str(tmp_path / "t"), log_prefix=str(tmp_path / "job"))
     (tmp_path / "job.fio").write_text(job.text)
     for p, text in job.iologs.items():
