@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         if not p.parent.is_dir():
             return _fail(f"no such directory for {p}", 2)
     try:
-        capture = read_capture(args.capture, tables=["io", "procs", "pagecache", "faults"])
+        capture = read_capture(args.capture, tables=["io", "procs", "pagecache", "faults", "cpu"])
     except CaptureError as exc:
         return _fail(str(exc))
     try:

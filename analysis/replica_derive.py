@@ -17,6 +17,9 @@ process role) and returns a `WorkloadModel` with one `JobModel` per group:
   has one request in flight;
 - metadata: opens, stats, closes; durability: fsyncs per write and per open; mmaps and
   the bytes page faults brought in when the ``faults`` table has them;
+- CPU: the traced threads' CPU time outside the replayed syscalls (``cpu`` table), which
+  the replica burns alongside its I/O (fio ``cpuio``) so that it competes for the CPU as
+  the original's did;
 - pacing: the group's active span and the time it spent blocked in its syscalls, per
   process: the rest is compute (or waiting) between bursts of I/O, replayed as think time
   between bursts of one open's worth of requests; the per-interval byte rate (peak, mean,
@@ -219,6 +222,14 @@ class WorkloadModel:
     classes: tuple[str, ...]
     not_reproduced: tuple[str, ...] = field(default_factory=tuple)
     left_out: Mapping[str, int] = field(default_factory=dict)  # class -> ops not replayed
+    #: CPU seconds the traced threads ran outside the replayed groups' syscalls (compute,
+    #: decoding, the interpreter): None without a cpu table
+    cpu_s: float | None = None
+
+    @property
+    def cpu_load(self) -> float:
+        """CPUs' worth of that CPU time over the capture (1.0: one CPU busy throughout)."""
+        return (self.cpu_s or 0.0) / self.wall_s if self.wall_s > 0 else 0.0
 
 
 def _slug(text: str) -> str:
@@ -463,7 +474,19 @@ def derive(tables: Mapping[str, pa.Table], classes: Sequence[str] = DEFAULT_CLAS
         raise DeriveError("every group of file I/O is below --min-ops")
     return WorkloadModel(jobs=tuple(jobs), wall_s=wall, interval_s=interval,
                          classes=tuple(classes), not_reproduced=_not_reproduced(io, tables, jobs),
-                         left_out=left)
+                         left_out=left, cpu_s=_cpu_outside_io(tables.get("cpu"), jobs))
+
+
+def _cpu_outside_io(cpu: pa.Table | None, jobs: Sequence[JobModel]) -> float | None:
+    """CPU seconds of the traced threads (the ``cpu`` table) less the time the replayed
+    groups spent in their syscalls, which the replica's own syscalls stand for: the
+    compute and data decoding the replica must burn for its I/O to compete for the CPU as
+    the original's did. (Time blocked off the CPU in a syscall is subtracted as well, so
+    this errs low.) None without a cpu table."""
+    if cpu is None or cpu.num_rows == 0:
+        return None
+    total = float(pc.sum(cpu.column("cpu_ns")).as_py() or 0) / 1e9
+    return max(0.0, total - sum(j.busy_s * j.procs for j in jobs))
 
 
 def _wall(io: pa.Table) -> tuple[float, float]:
@@ -518,6 +541,9 @@ def _not_reproduced(io: pa.Table, tables: Mapping[str, pa.Table],
                    "(fio invalidate=1)")
     out.append("GPU compute and host<->GPU copies: replayed only as think time between "
                "bursts of I/O")
+    if tables.get("cpu") is None or tables["cpu"].num_rows == 0:
+        out.append("CPU load: unknown (no cpu table): the replica's I/O does not compete "
+                   "for the CPU with the job's compute")
     tiny = sum(j.read.tiny_ops + j.write.tiny_ops for j in jobs)
     if tiny:
         out.append(f"{tiny} data ops of 0 or 1 byte (end-of-file reads): no replay tool "

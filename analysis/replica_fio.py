@@ -24,7 +24,8 @@ Mapping (see replica_derive for how each figure is measured):
   ``invalidate=0`` with the job marked `cached at start` (its folder is read once before
   the run); fio drops a file at every open, so re-read files whose re-reads hit the cache
   get a second section (``wait_for``) for the passes after the first;
-- pacing -> ``thinktime`` (µs) after each open's worth of requests (``thinktime_blocks``).
+- pacing -> ``thinktime`` (µs) after each open's worth of requests (``thinktime_blocks``);
+- CPU time outside the I/O -> a ``cpuio`` section (`cpu_section`).
 
 Writers (jobs that only write) are replayed from an fio iolog (``read_iolog``, format v2)
 instead, for two behaviours of fio 3.33 measured here: with a bssplit whose sizes span
@@ -370,5 +371,27 @@ def render_fio(model: WorkloadModel, target: str, source: str = "",
             body += job_section(job, 0, target, max_bytes) + [""]
             if starts_cached(job, max_bytes):
                 warm.append(job.name)
+    body += cpu_section(model)
     return FioJobFile("\n".join(head + body), logs, warm)
+
+
+#: CPU load below this many CPUs' worth is not replayed
+MIN_CPU_LOAD = 0.05
+
+
+def cpu_section(model: WorkloadModel) -> list[str]:
+    """A fio ``cpuio`` section burning the CPU time the job spent outside its replayed
+    I/O (`WorkloadModel.cpu_s`): enough processes at an equal share of a CPU each, for the
+    original's wall time. Without it the replica's I/O has the CPUs to itself, and on a
+    machine the job kept busy its syscalls (and its pacing) come out faster."""
+    load = model.cpu_load
+    if model.cpu_s is None or load < MIN_CPU_LOAD:
+        return []
+    n = max(1, math.ceil(load - 1e-9))
+    return [f"; --- CPU: the traced threads ran {model.cpu_s:.1f} CPU-s outside the replayed "
+            f"I/O in {model.wall_s:.1f} s ({load:.2f} CPUs: compute, data decoding, the "
+            "interpreter);",
+            ";     burnt alongside the I/O so that it competes for the CPU as the original's did",
+            "[cpu-load]", "ioengine=cpuio", f"cpuload={max(1, min(100, round(100 * load / n)))}",
+            f"numjobs={n}", "time_based=1", f"runtime={max(1, math.ceil(model.wall_s))}s", ""]
 

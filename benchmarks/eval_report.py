@@ -449,8 +449,15 @@ def s_replica(r: Results) -> str:
             within = (f"{m['ok_rounds']}/{m['rounds']}" if m["rounds"] else "–")
             if m["rounds"] and m["ok_rounds"] < m["rounds"]:
                 within = f"**{within}**"
-            rows.append([name, label, _rv(m["original"][-1]), _rv(m["replica"][-1]), score,
-                         tol, within])
+            row = [name, label, _rv(m["original"][-1]), _rv(m["replica"][-1]), score, tol,
+                   within]
+            if d.get("rerun"):
+                ra = m.get("rerun_score_median")
+                row += ["–" if ra is None else (f"{ra:.3f}" if m["kind"] == "ratio"
+                                                 else f"{ra:+.1f} pt"),
+                        f"{m['rerun_ok_rounds']}/{m['rerun_rounds']}" if m.get("rerun_rounds")
+                        else "–"]
+            rows.append(row)
         tops.append([name, w["kind"], f"`{w['file_class']}`",
                      ", ".join(w["top_original"]), ", ".join(w["top_replica"]),
                      f"{w['top_match_rounds']}/{w['rounds']}",
@@ -460,9 +467,14 @@ def s_replica(r: Results) -> str:
                      "replica (fio)", "same top", "original's top among replica's findings"],
                     tops)
             + "\n" + table(["workload", "metric (data class)", "original", "replica",
-                            "replica/original (median)", "tolerance", "rounds within"], rows)
+                            "replica/original (median)", "tolerance", "rounds within"]
+                           + (["rerun/original (median)", "rerun rounds within"]
+                              if d.get("rerun") else []), rows)
             + f"\n{d['rounds']} interleaved round(s), {d['seconds']:.0f} s per workload; "
-              "original and replica values are the last round's.\n")
+              "original and replica values are the last round's."
+            + (" *Rerun*: the workload recorded once more after its replica, scored against "
+               "its first recording like the replica: how close the job comes to itself."
+               if d.get("rerun") else "") + "\n")
 
 
 # --- targets ------------------------------------------------------------------------------

@@ -262,6 +262,24 @@ def test_span_leaves_out_the_idle_part_of_the_first_and_last_intervals():
             for i, c in enumerate((10, 40, 40, 40, 40, 30))]
     assert derive({"io": F.io_table(rows)}).jobs[0].span_s == pytest.approx(6 - 0.75 - 0.25)
 
+def test_cpu_time_outside_the_io_is_burnt_by_a_cpuio_section():
+    # a trainer thread on a CPU 1.5 s of every 1 s interval (two threads' worth) for N
+    # intervals: 15 CPU-s, less the groups' syscall time (0.041 s of the loader, 0.00511 s
+    # of the checkpoint writer) over the capture's N s -> 1.495 CPUs: 2 jobs at 75 %
+    from tests.analysis import synth
+    tables = synth.with_table(loader_and_checkpoint(), "cpu", {
+        "ts": [_iv(i) for i in range(N)], "host": [F.HOST] * N, "pid": [400] * N,
+        "tid": [400] * N, "comm": ["python"] * N, "cpu_ns": [1_500_000_000] * N})
+    model = derive(tables)
+    assert model.cpu_s == pytest.approx(15 - 0.041 - 0.00511)
+    text = render_fio(model, T).text
+    cpu = text[text.index("[cpu-load]"):].splitlines()
+    assert {"ioengine=cpuio", "cpuload=75", "numjobs=2", "time_based=1",
+            f"runtime={N}s"} <= set(cpu)
+    plain = derive(loader_and_checkpoint())
+    assert plain.cpu_s is None and "[cpu-load]" not in render_fio(plain, T).text
+    assert any("no cpu table" in n for n in plain.not_reproduced)
+
 def test_latency_of_data_ops_leaves_out_end_of_file_reads():
     # one row: 4 reads of 2 KiB at 64 µs and 4 reads of 0 bytes at 300 ns (end of file):
     # the histogram keeps the 4 data reads only, from the slowest buckets
