@@ -52,7 +52,6 @@ from iolens.analysis.replica_derive import JobModel, OpStats, WorkloadModel
 #: writers are replayed from a synthesised iolog unless it would hold more requests than this
 IOLOG_MAX_OPS = 500_000
 
-
 #: file name extension per class: the collector classifies the replica's files alike
 EXT = {"dataset": "rec", "checkpoint": "pt", "weights": "safetensors", "log": "log",
        "other": "dat"}
