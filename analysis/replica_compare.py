@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from iolens.analysis.metrics import hist_matrix, hist_quantiles
-from iolens.analysis.replica_derive import ALL_CLASSES, file_io, job_model
-from iolens.collector.schema import LAT_BUCKETS, SIZE_BUCKETS
+from iolens.analysis.replica_derive import ALL_CLASSES, file_io, job_model, tiny_ops
+from iolens.collector.schema import LAT_BUCKETS
 
 #: metric -> (kind, tolerance): "ratio" metrics pass within 1 +- tol, "points" within +-tol
 METRICS: dict[str, tuple[str, float]] = {
@@ -99,13 +99,9 @@ def data_latency(data: pa.Table) -> np.ndarray:
     if data.num_rows == 0:
         return np.zeros(LAT_BUCKETS, np.int64)
     lat = hist_matrix(data.column("lat_hist"), LAT_BUCKETS)
-    sizes = hist_matrix(data.column("size_hist"), SIZE_BUCKETS)
-    count = np.asarray(data.column("count"), dtype=np.int64)
-    # ops of 0 or 1 byte per row; a row without a size histogram counts as tiny (_op_stats)
-    size = sizes[:, 0] + np.maximum(0, count - sizes.sum(axis=1))
     cum = np.cumsum(lat, axis=1)
-    # what is left in each bucket once the first `size` ops (fastest first) are removed
-    left = np.clip(cum - size[:, None], 0, None)
+    # what is left in each bucket once each row's tiny ops (fastest first) are removed
+    left = np.clip(cum - tiny_ops(data)[:, None], 0, None)
     kept = np.diff(left, axis=1, prepend=0)
     return kept.sum(axis=0)
 

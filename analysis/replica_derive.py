@@ -298,14 +298,24 @@ def file_io(io: pa.Table, classes: Sequence[str] = ALL_CLASSES) -> pa.Table:
     return t
 
 
+def tiny_ops(t: pa.Table, sizes: np.ndarray | None = None) -> np.ndarray:
+    """Per data-op row of `t`: its ops of 0 or 1 byte (end-of-file reads, mostly), i.e.
+    size_hist bucket 0, and every op of a row without a size histogram. `sizes`: the rows'
+    size histograms when the caller has them (`metrics.hist_matrix`)."""
+    if sizes is None:
+        sizes = hist_matrix(t.column("size_hist"), SIZE_BUCKETS)
+    count = np.asarray(pc.fill_null(t.column("count"), 0), dtype=np.int64)
+    return sizes[:, 0] + np.maximum(0, count - sizes.sum(axis=1))
+
+
 def _op_stats(t: pa.Table, op: str) -> OpStats:
     sub = t.filter(pc.equal(t.column("op"), op))
     if sub.num_rows == 0:
         return OpStats()
-    hist = hist_matrix(sub.column("size_hist"), SIZE_BUCKETS).sum(axis=0)
+    rows = hist_matrix(sub.column("size_hist"), SIZE_BUCKETS)
+    hist = rows.sum(axis=0)
     count = int(pc.sum(sub.column("count")).as_py() or 0)
-    sized = int(hist.sum())
-    tiny = int(hist[0]) + max(0, count - sized)  # rows without a histogram: assume tiny
+    tiny = int(tiny_ops(sub, rows).sum())
     rnd = int(pc.sum(pc.fill_null(sub.column("random_ops"), 0)).as_py() or 0)
     hist[0] = 0
     return OpStats(ops=count - tiny, tiny_ops=tiny,

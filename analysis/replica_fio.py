@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from iolens.analysis.replica_derive import JobModel, OpStats, WorkloadModel
@@ -113,6 +114,34 @@ def _exact_counts(op: OpStats, total: int) -> list[tuple[int, int]]:
     return [(s, c) for (s, _), c in zip(sizes, cnt, strict=True) if c > 0]
 
 
+def _open_requests(job: JobModel, op: OpStats, proc: int, seed: int
+                   ) -> tuple[int, list[int], random.Random]:
+    """For an iolog of process `proc`: (its opens, the request sizes of one open of
+    direction `op`, in exact proportion to its histogram, and the seeded generator the
+    orders and random offsets come from)."""
+    opens = max(1, round(job.passes / job.procs))
+    per_open = max(1, round(op.ops / (opens * job.procs)))
+    sizes = [s for s, c in _exact_counts(op, per_open) for _ in range(c)]
+    return opens, sizes, random.Random(seed * 1000 + proc)
+
+
+def _placed(sizes: list[int], start: int, span: int, random_share: float,
+            rng: random.Random) -> Iterator[tuple[int, int]]:
+    """(offset, size) of one open's requests in a seeded shuffled order: each right after
+    the one before, from `start`, or, in the random share, at a page-aligned random offset
+    below `span`."""
+    order = sizes[:]
+    rng.shuffle(order)
+    off = start
+    for sz in order:
+        if random_share and rng.random() < random_share:
+            pos = rng.randrange(0, max(1, span - sz + 1)) // 4096 * 4096
+        else:
+            pos = off
+        yield pos, sz
+        off = pos + sz
+
+
 def iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
     """The iolog (v2) of process `proc` of a write job: per open of the original, open one
     of its share of the original's files (in turn), the writes (sizes in exact proportion,
@@ -125,14 +154,10 @@ def iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
     original's 0.5-1 ms), and a section per open that deletes its file costs fio's job
     start-up (about 0.2 s) per open. Written in place over cached pages, small writes are
     faster than the original's (1-2 µs against 4-8 µs): said in the job file."""
-    opens = max(1, round(job.passes / job.procs))
+    opens, sizes, rng = _open_requests(job, job.write, proc, seed)
     nfiles = max(1, min(opens, round(job.files / job.procs)))
-    per_open = max(1, round(job.write.ops / (opens * job.procs)))
-    sizes = [s for s, c in _exact_counts(job.write, per_open) for _ in range(c)]
-    rng = random.Random(seed * 1000 + proc)
     ext = EXT.get(job.file_class, "dat")
     every = 0 if job.fsync_per_open or not job.fsyncs else max(1, round(job.writes_per_fsync))
-    rnd = job.random_share
     extent = sum(sizes)
     out = ["fio version 2 iolog"]
     done = 0
@@ -142,16 +167,8 @@ def iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
         if k < nfiles:
             out.append(f"{path} add")
         out.append(f"{path} open")
-        order = sizes[:]
-        rng.shuffle(order)
-        off = 0
-        for sz in order:
-            if rnd and rng.random() < rnd:
-                pos = rng.randrange(0, max(1, extent - sz + 1)) // 4096 * 4096
-            else:
-                pos = off
+        for pos, sz in _placed(sizes, 0, extent, job.random_share, rng):
             out.append(f"{path} write {pos} {sz}")
-            off = pos + sz
             done += 1
             if every and done % every == 0:
                 out.append(f"{path} sync 0 0")
@@ -185,11 +202,8 @@ def reader_iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
     original, open one of the process's files and read the next slice of it (one open's
     worth of requests, sizes in exact proportion, seeded shuffle; at random offsets in the
     random share), close; the files in turn, each read through slice by slice."""
-    opens = max(1, round(job.passes / job.procs))
+    opens, sizes, rng = _open_requests(job, job.read, proc, seed)
     nfiles = slice_files(job)
-    per_open = max(1, round(job.read.ops / (opens * job.procs)))
-    sizes = [s for s, c in _exact_counts(job.read, per_open) for _ in range(c)]
-    rng = random.Random(seed * 1000 + proc)
     extent = sum(sizes)
     slices = max(1, job.file_size // max(1, extent))
     ext = EXT.get(job.file_class, "dat")
@@ -202,16 +216,8 @@ def reader_iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
             out.append(f"{path} add")
             added.add(path)
         out.append(f"{path} open")
-        order = sizes[:]
-        rng.shuffle(order)
-        off = sl * extent
-        for sz in order:
-            if job.random_share and rng.random() < job.random_share:
-                pos = rng.randrange(0, max(1, job.file_size - sz + 1)) // 4096 * 4096
-            else:
-                pos = off
+        for pos, sz in _placed(sizes, sl * extent, job.file_size, job.random_share, rng):
             out.append(f"{path} read {pos} {sz}")
-            off = pos + sz
         out.append(f"{path} close")
     return "\n".join(out) + "\n"
 

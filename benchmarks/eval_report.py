@@ -431,6 +431,13 @@ def _rv(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+def _score_text(score: float | None, kind: str) -> str:
+    """A fidelity score: a ratio to 3 decimals, or a signed difference in points."""
+    if score is None:
+        return "–"
+    return f"{score:.3f}" if kind == "ratio" else f"{score:+.1f} pt"
+
+
 def s_replica(r: Results) -> str:
     d = r.get("replica")
     if not d:
@@ -441,9 +448,7 @@ def s_replica(r: Results) -> str:
             m = w["metrics"].get(metric)
             if not m or not m["original"]:
                 continue
-            sc = m["score_median"]
-            score = "–" if sc is None else (f"{sc:.3f}" if m["kind"] == "ratio"
-                                            else f"{sc:+.1f} pt")
+            score = _score_text(m["score_median"], m["kind"])
             tol = (f"±{m['tolerance'] * 100:.0f} %" if m["kind"] == "ratio"
                    else f"±{m['tolerance']:.0f} pt")
             within = (f"{m['ok_rounds']}/{m['rounds']}" if m["rounds"] else "–")
@@ -452,9 +457,7 @@ def s_replica(r: Results) -> str:
             row = [name, label, _rv(m["original"][-1]), _rv(m["replica"][-1]), score, tol,
                    within]
             if d.get("rerun"):
-                ra = m.get("rerun_score_median")
-                row += ["–" if ra is None else (f"{ra:.3f}" if m["kind"] == "ratio"
-                                                 else f"{ra:+.1f} pt"),
+                row += [_score_text(m.get("rerun_score_median"), m["kind"]),
                         f"{m['rerun_ok_rounds']}/{m['rerun_rounds']}" if m.get("rerun_rounds")
                         else "–"]
             rows.append(row)

@@ -60,6 +60,12 @@ def iolens() -> str:
     return str(exe) if exe.exists() else (shutil.which("iolens") or "iolens")
 
 
+def record_scenario(script: str, out: Path, env: dict[str, str]) -> None:
+    """`iolens record` of one run of a scenario script into `out`."""
+    subprocess.run([iolens(), "record", "-q", "-o", str(out), "--", sys.executable, script],
+                   check=True, env=env, cwd=SCEN)
+
+
 def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
     """One round trip of one workload; returns its figures. With `rerun`, the workload is
     recorded once more after the replica and compared with its first recording alike."""
@@ -74,8 +80,7 @@ def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
     target.mkdir(parents=True)
     subprocess.run([sys.executable, script, "--prepare"], check=True, env=env, cwd=SCEN)
     t0 = time.monotonic()
-    subprocess.run([iolens(), "record", "-q", "-o", str(orig), "--", sys.executable, script],
-                   check=True, env=env, cwd=SCEN)
+    record_scenario(script, orig, env)
     t1 = time.monotonic()
     subprocess.run([iolens(), "replay-config", str(orig), "--target", str(target), "--fio",
                     str(job), "--force"], check=True, stdout=subprocess.DEVNULL)
@@ -93,8 +98,7 @@ def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
     if rerun:  # the same job once more: how close a run of the job itself comes
         orig2 = work / f"{name}.orig2"
         C.rmtree(orig2)
-        subprocess.run([iolens(), "record", "-q", "-o", str(orig2), "--", sys.executable,
-                        script], check=True, env=env, cwd=SCEN)
+        record_scenario(script, orig2, env)
         again = rows_json(fidelity(om, class_metrics(read_capture(orig2).tables)))
     top_o, found_r = top_category(str(orig)), findings(str(rep))
     top_r = found_r[0] if found_r else ("none", None)
@@ -123,6 +127,14 @@ def warm(job: Path, target: Path) -> None:
                             pass
 
 
+def _judged(rows: list[dict]) -> tuple[list[float], float | None, int, int]:
+    """(scores, their median, rounds within tolerance, rounds judged) of one metric's rows
+    over the rounds."""
+    scores = [x["score"] for x in rows if x["score"] is not None]
+    oks = [x["ok"] for x in rows if x["ok"] is not None]
+    return scores, statistics.median(scores) if scores else None, sum(oks), len(oks)
+
+
 def summarise(runs: list[dict]) -> dict:
     """Per workload and metric of its data class: original, replica and score of each
     round, their medians, and the share of rounds within tolerance."""
@@ -135,21 +147,17 @@ def summarise(runs: list[dict]) -> dict:
         for metric in METRICS:
             got = [x for r in mine for x in r["rows"]
                    if x["file_class"] == cls and x["metric"] == metric]
-            scores = [x["score"] for x in got if x["score"] is not None]
-            oks = [x["ok"] for x in got if x["ok"] is not None]
             again = [x for r in mine for x in r.get("rerun_rows", [])
                      if x["file_class"] == cls and x["metric"] == metric]
-            ascores = [x["score"] for x in again if x["score"] is not None]
-            per[metric] = {"rerun_score_median": statistics.median(ascores) if ascores
-                           else None,
-                           "rerun_ok_rounds": sum(bool(x["ok"]) for x in again
-                                                  if x["ok"] is not None),
-                           "rerun_rounds": sum(x["ok"] is not None for x in again),
+            scores, median, ok_rounds, rounds = _judged(got)
+            _, r_median, r_ok, r_rounds = _judged(again)
+            per[metric] = {"rerun_score_median": r_median, "rerun_ok_rounds": r_ok,
+                           "rerun_rounds": r_rounds,
                            "original": [x["original"] for x in got],
                            "replica": [x["replica"] for x in got], "score": scores,
-                           "score_median": statistics.median(scores) if scores else None,
+                           "score_median": median,
                            "kind": METRICS[metric][0], "tolerance": METRICS[metric][1],
-                           "ok_rounds": sum(oks), "rounds": len(oks)}
+                           "ok_rounds": ok_rounds, "rounds": rounds}
         out[name] = {"kind": WORKLOADS[name][0], "file_class": cls, "metrics": per,
                      "top_original": [r["top_original"][0] for r in mine],
                      "top_replica": [r["top_replica"][0] for r in mine],
