@@ -149,11 +149,11 @@ def iolog(job: JobModel, target: str, proc: int, seed: int = 1) -> str:
 
     A file opened again is written over in place: the original may have re-written it anew
     (a checkpoint saved with O_TRUNC), but an iolog cannot truncate, and the alternatives
-    measured further from it (docs/design.md §4.13): appending past the earlier writes, or
-    a new file per open, allocates new blocks (8-32 ms per 1 MiB write here, against the
-    original's 0.5-1 ms), and a section per open that deletes its file costs fio's job
-    start-up (about 0.2 s) per open. Written in place over cached pages, small writes are
-    faster than the original's (1-2 µs against 4-8 µs): said in the job file."""
+    measured further from it (benchmarks/replica_variants.py, docs/design.md §4.13): a new
+    file per open, or appending past the earlier writes, allocates new blocks (3-9× the
+    original's time here), and a section per open that deletes its file pays fio's job
+    start-up per open (5×). Written in place over cached pages, writes are faster than the
+    original's into new pages (small ones 6.7 µs against 20 µs): said in the job file."""
     opens, sizes, rng = _open_requests(job, job.write, proc, seed)
     nfiles = max(1, min(opens, round(job.files / job.procs)))
     ext = EXT.get(job.file_class, "dat")
@@ -355,9 +355,8 @@ def render_fio(model: WorkloadModel, target: str, source: str = "",
             f"{c} ({n} ops)" for c, n in sorted(model.left_out.items())))
     # no directory= in [global]: fio 3.33 crashes replaying an iolog of absolute paths
     # with a directory set, so each bssplit job names it
-    # iomem=mmap: with fio's default malloc'd buffer, cached 1 MiB reads took 200-220 µs
-    # (p50) here against 116-118 µs into an mmap'd or shm buffer, and the original
-    # DataLoader's took 114-148 µs (design.md §4.13)
+    # iomem=mmap: with fio's default malloc'd buffer, cached 1 MiB reads took 167 µs (p50)
+    # here against 102 µs into an mmap'd one (benchmarks/replica_variants.py)
     head += ["", "[global]", "thread=0", "group_reporting=0", "iomem=mmap", ""]
     body: list[str] = []
     logs: dict[str, str] = {}

@@ -4,6 +4,7 @@ fio running it, and compare the two captures per file class.
 
     sudo .venv/bin/python benchmarks/replica.py --rounds 2 --seconds 8 --rerun
     sudo .venv/bin/python benchmarks/replica.py --workloads checkpoint_fsync --rounds 1
+    sudo .venv/bin/python benchmarks/replica.py --workloads tiny_files --no-cpu-load
 
 Workloads: four labeled scenarios of benchmarks/scenarios (tiny_files: small-file loader,
 healthy_shards: sequential shard reader, checkpoint_fsync: checkpoint writer with fsync,
@@ -19,7 +20,8 @@ finding category of `iolens analyze` on both, and whether the original's top cat
 among the replica's findings at all. With `--rerun` (as `make evaluate` runs it) each
 workload is recorded a second time after its replica and that rerun scored against the
 first recording like the replica is: how close the job comes to itself, run after run, on
-this machine (the floor under any tolerance). Results: $IOLENS_BENCH_RESULTS/replica.json.
+this machine (the floor under any tolerance). Results: $IOLENS_BENCH_RESULTS/replica.json
+(replica_no_cpu_load.json with `--no-cpu-load`).
 """
 
 from __future__ import annotations
@@ -66,9 +68,11 @@ def record_scenario(script: str, out: Path, env: dict[str, str]) -> None:
                    check=True, env=env, cwd=SCEN)
 
 
-def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
+def one(name: str, work: Path, seconds: float, rerun: bool = False,
+        cpu_load: bool = True) -> dict:
     """One round trip of one workload; returns its figures. With `rerun`, the workload is
-    recorded once more after the replica and compared with its first recording alike."""
+    recorded once more after the replica and compared with its first recording alike;
+    without `cpu_load` the job file's CPU section is left out (to measure what it does)."""
     env = {**os.environ, "IOLENS_SCENARIO_SECONDS": str(seconds),
            "IOLENS_SCENARIO_TRUTH": str(work / f"{name}.truth.json")}
     script = str(SCEN / f"{name}.py")
@@ -84,6 +88,10 @@ def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
     t1 = time.monotonic()
     subprocess.run([iolens(), "replay-config", str(orig), "--target", str(target), "--fio",
                     str(job), "--force"], check=True, stdout=subprocess.DEVNULL)
+    if not cpu_load:
+        text = job.read_text()
+        if "[cpu-load]" in text:
+            job.write_text(text[:text.rindex("; --- CPU:")])
     subprocess.run(["fio", "--create_only=1", str(job)], check=True, stdout=subprocess.DEVNULL)
     os.sync()
     warm(job, target)
@@ -91,7 +99,8 @@ def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
     subprocess.run([iolens(), "record", "-q", "-o", str(rep), "--", "fio", str(job)],
                    check=True, stdout=subprocess.DEVNULL)
     t3 = time.monotonic()
-    om = class_metrics(read_capture(orig).tables)
+    orig_tables = read_capture(orig).tables
+    om = class_metrics(orig_tables)
     rm = class_metrics(read_capture(rep).tables)
     rows = fidelity(om, rm)
     again = []
@@ -103,6 +112,7 @@ def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
     top_o, found_r = top_category(str(orig)), findings(str(rep))
     top_r = found_r[0] if found_r else ("none", None)
     out = {"workload": name, "orig_s": round(t1 - t0, 1), "replica_s": round(t3 - t2, 1),
+           **cpu_of(orig_tables),
            "rows": rows_json(rows), "rerun_rows": again,
            "top_original": top_o, "top_replica": top_r,
            "top_match": top_o[0] == top_r[0],
@@ -112,6 +122,22 @@ def one(name: str, work: Path, seconds: float, rerun: bool = False) -> dict:
     for p in (target,):
         C.rmtree(p)
     return out
+
+
+def cpu_of(tables: dict) -> dict:
+    """On-CPU and run-queue seconds of the original's traced threads, per comm (the cpu
+    table): how much the job's processes competed for the CPU."""
+    cpu = tables.get("cpu")
+    if cpu is None or cpu.num_rows == 0:
+        return {}
+    g = cpu.group_by("comm").aggregate([("cpu_ns", "sum"), ("runq_ns", "sum")])
+    return {"orig_cpu_s": dict(zip(g.column("comm").to_pylist(),
+                                   (round(x / 1e9, 2) for x in g.column("cpu_ns_sum").to_pylist()),
+                                   strict=True)),
+            "orig_runq_s": dict(zip(g.column("comm").to_pylist(),
+                                    (round((x or 0) / 1e9, 2)
+                                     for x in g.column("runq_ns_sum").to_pylist()),
+                                    strict=True))}
 
 
 def warm(job: Path, target: Path) -> None:
@@ -159,6 +185,8 @@ def summarise(runs: list[dict]) -> dict:
                            "kind": METRICS[metric][0], "tolerance": METRICS[metric][1],
                            "ok_rounds": ok_rounds, "rounds": rounds}
         out[name] = {"kind": WORKLOADS[name][0], "file_class": cls, "metrics": per,
+                     "orig_runq_s": [r.get("orig_runq_s") for r in mine],
+                     "orig_cpu_s": [r.get("orig_cpu_s") for r in mine],
                      "top_original": [r["top_original"][0] for r in mine],
                      "top_replica": [r["top_replica"][0] for r in mine],
                      "top_match_rounds": sum(r["top_match"] for r in mine),
@@ -171,6 +199,9 @@ def print_table(summary: dict) -> None:
     for name, s in summary.items():
         print(f"\n{name} ({s['file_class']} files): top finding {s['top_original']} -> "
               f"replica {s['top_replica']}")
+        if s.get("orig_cpu_s") and s["orig_cpu_s"][-1]:
+            print(f"  original's threads, last round: on CPU {s['orig_cpu_s'][-1]} s, "
+                  f"waiting for a CPU {s['orig_runq_s'][-1]} s")
         print(f"  {'metric':13} {'original':>22} {'replica':>22} {'score':>10}  within"
               f"  {'rerun':>10}  within")
         for metric, m in s["metrics"].items():
@@ -193,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also record each workload a second time and score that rerun "
                          "against the first recording: the closeness a run of the job "
                          "itself reaches (the floor under every tolerance)")
+    ap.add_argument("--no-cpu-load", action="store_true",
+                    help="leave the job files' CPU section (fio cpuio) out, to measure what "
+                         "it does")
     ap.add_argument("--work", default="/var/tmp/iolens-replica-bench",
                     help="captures, job files and replica data (replica data removed after "
                          "each round)")
@@ -210,12 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     for rnd in range(a.rounds):
         for name in names:
             print(f"round {rnd + 1}: {name}", flush=True)
-            runs.append({"round": rnd + 1, **one(name, work, a.seconds, a.rerun)})
+            runs.append({"round": rnd + 1,
+                         **one(name, work, a.seconds, a.rerun, not a.no_cpu_load)})
     summary = summarise(runs)
     print_table(summary)
-    C.save("replica", {"rounds": a.rounds, "seconds": a.seconds, "rerun": a.rerun,
-                       "runs": runs,
-                       "summary": summary})
+    C.save("replica_no_cpu_load" if a.no_cpu_load else "replica",
+           {"rounds": a.rounds, "seconds": a.seconds, "rerun": a.rerun,
+            "cpu_load": not a.no_cpu_load, "runs": runs, "summary": summary})
     return 0
 
 
